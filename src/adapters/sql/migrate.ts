@@ -1,0 +1,25 @@
+// Brings the schema up to date. Kysely's migrator takes a database-wide lock (an advisory lock
+// on Postgres, GET_LOCK on MySQL), so any number of instances may start at once.
+import { Migrator, type MigrationResultSet } from 'kysely';
+import type { SqlConnection } from './connect.ts';
+import { kyselyMigrations } from './migrations/index.ts';
+
+export interface MigrateReport {
+  applied: string[];
+}
+
+export async function migrateToLatest(conn: SqlConnection): Promise<MigrateReport> {
+  const migrations = kyselyMigrations(conn.family);
+  const migrator = new Migrator({
+    db: conn.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'allot_migrations',
+    migrationLockTableName: 'allot_migrations_lock',
+  });
+  const res: MigrationResultSet = await migrator.migrateToLatest();
+  if (res.error) {
+    const failed = res.results?.find((r) => r.status === 'Error');
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${String((res.error as Error)?.message ?? res.error)}`, { cause: res.error });
+  }
+  return { applied: (res.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}

@@ -1,0 +1,41 @@
+// The invariant checks of DESIGN.md section 1 for one campaign, run against the store.
+import { sql, type Kysely } from 'kysely';
+import type { AuditCheck } from '../../ports/claim-store.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Db = Kysely<any>;
+
+async function one(db: Db, q: ReturnType<typeof sql>): Promise<Record<string, unknown>> {
+  return ((await q.execute(db)).rows[0] ?? {}) as Record<string, unknown>;
+}
+
+async function count(db: Db, q: ReturnType<typeof sql>): Promise<number> {
+  return Number((await one(db, q)).n ?? 0);
+}
+
+export async function runAudit(db: Db, campaignId: string): Promise<AuditCheck[]> {
+  const c = await one(db, sql`SELECT stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`);
+  const stock = Number(c.stock);
+  const issued = Number(c.issued);
+  const perUser = Number(c.per_user_limit);
+  const daily = c.per_user_daily_limit === null ? null : Number(c.per_user_daily_limit);
+  const claims = await count(db, sql`SELECT count(*) AS n FROM claims WHERE campaign_id = ${campaignId}`);
+  const counted = await count(db, sql`SELECT coalesce(sum(total), 0) AS n FROM user_claims WHERE campaign_id = ${campaignId}`);
+  const overLimit = await count(db, sql`SELECT count(*) AS n FROM (SELECT user_id FROM claims WHERE campaign_id = ${campaignId} GROUP BY user_id HAVING count(*) > ${perUser}) v`);
+  const overDaily = daily === null ? 0 : await count(db, sql`SELECT count(*) AS n FROM (SELECT user_id FROM claims WHERE campaign_id = ${campaignId} GROUP BY user_id, utc_day HAVING count(*) > ${daily}) v`);
+  const counterMismatch = await count(db, sql`SELECT count(*) AS n FROM user_claims u
+    LEFT JOIN (SELECT user_id, count(*) AS k FROM claims WHERE campaign_id = ${campaignId} GROUP BY user_id) c ON c.user_id = u.user_id
+    WHERE u.campaign_id = ${campaignId} AND u.total <> coalesce(c.k, 0)`);
+  const keysWithoutClaim = await count(db, sql`SELECT count(*) AS n FROM idempotency_keys k LEFT JOIN claims c ON c.id = k.claim_id
+    WHERE k.campaign_id = ${campaignId} AND k.state = 'done' AND k.status_code = 201 AND c.id IS NULL`);
+  const claimsWithoutKey = await count(db, sql`SELECT count(*) AS n FROM claims c LEFT JOIN idempotency_keys k ON k.campaign_id = c.campaign_id AND k.idem_key = c.idem_key
+    WHERE c.campaign_id = ${campaignId} AND c.idem_key IS NOT NULL AND (k.claim_id IS NULL OR k.claim_id <> c.id OR k.state <> 'done')`);
+  return [
+    { name: 'issued<=stock', ok: issued >= 0 && issued <= stock, issued, remaining: stock - issued, stock },
+    { name: 'issued=claims', ok: issued === claims, issued, claims },
+    { name: 'per-user-limit', ok: overLimit === 0, perUserLimit: perUser, usersOverLimit: overLimit },
+    { name: 'per-user-daily-limit', ok: overDaily === 0, perUserDailyLimit: daily, userDaysOverLimit: overDaily },
+    { name: 'user-counters=claims', ok: counterMismatch === 0 && counted === claims, countersSum: counted, claims, mismatchedUsers: counterMismatch },
+    { name: 'idempotency-keys<->claims', ok: keysWithoutClaim === 0 && claimsWithoutKey === 0, keysWithoutClaim, claimsWithoutKey },
+  ];
+}

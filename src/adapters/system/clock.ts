@@ -1,0 +1,23 @@
+// The real clock and id source.
+import { randomBytes } from 'node:crypto';
+import type { Clock, IdSource } from '../../ports/clock.ts';
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32
+
+/** ULID-shaped ids: 10 chars of time, 16 of randomness; sortable by creation time. */
+export const randomIds: IdSource = {
+  next(prefix: string): string {
+    let t = Date.now();
+    let time = '';
+    for (let i = 0; i < 10; i++) {
+      time = ALPHABET[t % 32] + time;
+      t = Math.floor(t / 32);
+    }
+    const bytes = randomBytes(16);
+    let rand = '';
+    for (const b of bytes) rand += ALPHABET[b % 32];
+    return `${prefix}${time}${rand}`;
+  },
+};

@@ -1,0 +1,91 @@
+// One-shot CLI commands (migrate, audit, campaign create/get/list), each on its own service.
+import { campaignView } from '../core/campaign.ts';
+import { AllotError } from '../core/errors.ts';
+import { loadConfig } from '../service/config.ts';
+import { AllotService } from '../service/service.ts';
+
+export interface DbFlags {
+  databaseUrl?: string;
+  dataDir?: string;
+}
+
+function overrides(o: DbFlags): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (o.databaseUrl !== undefined) out.DATABASE_URL = o.databaseUrl;
+  if (o.dataDir !== undefined) out.ALLOT_DATA_DIR = o.dataDir;
+  return out;
+}
+
+async function withService<T>(o: DbFlags, fn: (s: AllotService) => Promise<T>, migrate = true): Promise<T> {
+  const config = loadConfig(process.env, overrides(o));
+  const service = await AllotService.open({ config, migrate });
+  try {
+    return await fn(service);
+  } finally {
+    await service.close();
+  }
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function wholeNumber(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(raw)) throw new AllotError('VALIDATION_FAILED', `${name} must be a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+export async function migrateCommand(o: DbFlags): Promise<void> {
+  const config = loadConfig(process.env, overrides(o));
+  const service = await AllotService.open({ config, migrate: true });
+  await service.close();
+  const applied = service.migrations.applied;
+  process.stdout.write(applied.length === 0 ? 'schema is up to date\n' : `applied ${applied.length} migration(s): ${applied.join(', ')}\n`);
+}
+
+export async function auditCommand(id: string, o: DbFlags & { json?: boolean }): Promise<void> {
+  const report = await withService(o, (s) => s.audit(id));
+  if (o.json) print(report);
+  else {
+    for (const c of report.checks) {
+      const { name, ok, ...details } = c;
+      process.stdout.write(`${ok ? 'ok  ' : 'FAIL'} ${name} ${JSON.stringify(details)}\n`);
+    }
+    process.stdout.write(report.ok ? 'audit passed\n' : 'audit FAILED\n');
+  }
+  if (!report.ok) process.exitCode = 1;
+}
+
+export async function campaignCreate(o: DbFlags & Record<string, string | undefined>): Promise<void> {
+  const stock = wholeNumber('--stock', o.stock);
+  const perUserLimit = wholeNumber('--per-user-limit', o.perUserLimit);
+  const perUserDailyLimit = wholeNumber('--per-user-daily-limit', o.perUserDailyLimit);
+  if (stock !== undefined && stock > 2 ** 31 - 1) throw new AllotError('VALIDATION_FAILED', '--stock must be at most 2147483647');
+  if (perUserLimit === 0 || perUserDailyLimit === 0) throw new AllotError('VALIDATION_FAILED', 'per-user limits must be at least 1');
+  const c = await withService(o, (s) =>
+    s.createCampaign({
+      kind: 'coupon',
+      name: o.name ?? '',
+      stock,
+      ...(o.id !== undefined ? { id: o.id } : {}),
+      ...(perUserLimit !== undefined ? { perUserLimit } : {}),
+      ...(perUserDailyLimit !== undefined ? { perUserDailyLimit } : {}),
+      ...(o.startsAt !== undefined ? { startsAt: o.startsAt } : {}),
+      ...(o.endsAt !== undefined ? { endsAt: o.endsAt } : {}),
+      ...(o.strategy !== undefined ? { strategy: o.strategy } : {}),
+    }),
+  );
+  print(campaignView(c));
+}
+
+export async function campaignGet(id: string, o: DbFlags): Promise<void> {
+  print(campaignView(await withService(o, (s) => s.getCampaign(id))));
+}
+
+export async function campaignList(o: DbFlags & { limit: string; cursor?: string }): Promise<void> {
+  const limit = wholeNumber('--limit', o.limit) ?? 100;
+  if (limit < 1 || limit > 1000) throw new AllotError('VALIDATION_FAILED', '--limit must be from 1 to 1000');
+  const page = await withService(o, (s) => s.listCampaigns(limit, o.cursor ?? null));
+  print({ campaigns: page.items.map(campaignView), nextCursor: page.nextCursor });
+}

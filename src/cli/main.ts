@@ -1,0 +1,68 @@
+// The `allot` command: thin commands over service/. Errors print as one line and exit non-zero.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { isAllotError } from '../core/errors.ts';
+import { ConfigError } from '../service/config.ts';
+import { auditCommand, campaignCreate, campaignGet, campaignList, migrateCommand } from './commands.ts';
+import { serve } from './serve.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function dbOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--database-url <url>', 'system of record (postgres://, mysql://, pglite://DIR, memory://)').env('DATABASE_URL'))
+    .addOption(new Option('--data-dir <dir>', 'data dir for embedded PGlite and the admin token').env('ALLOT_DATA_DIR'));
+}
+
+const program = new Command()
+  .name('allot')
+  .description('Hand out limited things exactly once: coupons, prizes, payouts.')
+  .version(pkg.version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+dbOptions(program.command('serve').description('run the HTTP service (the default of `npm start`)'))
+  .addOption(new Option('-p, --port <port>', 'HTTP port').env('PORT'))
+  .addOption(new Option('--host <host>', 'interface to listen on').env('HOST'))
+  .action((o) => serve(o, pkg.version));
+
+dbOptions(program.command('migrate').description('bring the database schema up to date (safe to run from several instances at once)'))
+  .action((o) => migrateCommand(o));
+
+dbOptions(program.command('audit').description('check the invariants of one campaign; exits 1 if any fails').argument('<campaignId>'))
+  .option('--json', 'print JSON')
+  .action((id, o) => auditCommand(id, o));
+
+const campaign = program.command('campaign').description('create, get and list campaigns');
+dbOptions(campaign.command('create').description('create a coupon campaign'))
+  .requiredOption('--name <name>', 'display name')
+  .requiredOption('--stock <n>', 'units to hand out')
+  .option('--id <id>', 'campaign id (generated when absent)')
+  .option('--per-user-limit <n>', 'claims per user over the campaign (default 1)')
+  .option('--per-user-daily-limit <n>', 'claims per user per UTC day')
+  .option('--starts-at <iso>', 'claims accepted from (ISO-8601)')
+  .option('--ends-at <iso>', 'claims accepted until (ISO-8601, exclusive)')
+  .option('--strategy <name>', 'claim strategy')
+  .action((o) => campaignCreate(o));
+dbOptions(campaign.command('get').description('show one campaign with issued and remaining').argument('<id>')).action((id, o) => campaignGet(id, o));
+dbOptions(campaign.command('list').description('list campaigns'))
+  .option('--limit <n>', 'page size (1-1000)', '100')
+  .option('--cursor <cursor>', 'nextCursor of the previous page')
+  .action((o) => campaignList(o));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else if (err instanceof ConfigError) {
+    process.stderr.write(`allot: ${err.message}\n`);
+    process.exitCode = 2;
+  } else if (isAllotError(err)) {
+    process.stderr.write(`allot: ${err.code}: ${err.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`allot: error: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

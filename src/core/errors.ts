@@ -1,0 +1,53 @@
+// The one registry of error codes: HTTP status, default message and what to do about it.
+// docs/errors.md and the HTTP mapping are checked against this table by a test.
+
+export const ERRORS = Object.freeze({
+  VALIDATION_FAILED: { status: 400, message: 'The request is invalid.', hint: 'Fix the fields named in "details" and send it again; nothing was changed.' },
+  UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.', hint: 'Send "Authorization: Bearer <token>" with the admin token printed at first start (or ALLOT_ADMIN_TOKEN).' },
+  CAMPAIGN_NOT_FOUND: { status: 404, message: 'No campaign has this id.', hint: 'Check the id, or list campaigns with GET /v1/campaigns.' },
+  CLAIM_NOT_FOUND: { status: 404, message: 'No claim has this id.', hint: 'Check the id; claims of a user are listed by GET /v1/campaigns/:id/claims?userId=.' },
+  NOT_FOUND: { status: 404, message: 'No such route.', hint: 'See /docs for the routes of this API.' },
+  CAMPAIGN_EXISTS: { status: 409, message: 'A campaign with this id already exists.', hint: 'Choose another id, or omit it to have one generated.' },
+  SOLD_OUT: { status: 409, message: 'No stock is left.', hint: 'Nothing was issued and the user\'s limit was not touched.' },
+  USER_LIMIT_REACHED: { status: 409, message: 'The user already holds as many claims as the campaign allows.', hint: 'The limit is perUserLimit in total and perUserDailyLimit per UTC day.' },
+  CAMPAIGN_NOT_ACTIVE: { status: 409, message: 'The campaign is not open for claims at this time.', hint: 'Claims are accepted between startsAt (inclusive) and endsAt (exclusive).' },
+  IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still being processed.', hint: 'Retry after a short wait; the first request\'s outcome will then be replayed.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was already used with a different request.', hint: 'Use a new key for a new request; a key stays bound to its first payload for at least 24 h.' },
+  UNSAFE_STRATEGY: { status: 400, message: 'This strategy is unsafe and not enabled on this server.', hint: 'Unsafe strategies exist for the race lab; start the server with ALLOT_ALLOW_UNSAFE_STRATEGIES=1 to use them.' },
+  UNAVAILABLE: { status: 503, message: 'A backend is unavailable; nothing was issued for this request.', hint: 'Retry after the Retry-After delay, with the same Idempotency-Key to be safe.' },
+  INTERNAL: { status: 500, message: 'Internal error.', hint: 'This is a bug: please report it with the request id.' },
+} as const);
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A failure with a stable code from the registry; `details` travel into the error body. */
+export class AllotError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message ?? ERRORS[code].message, options);
+    this.name = 'AllotError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+}
+
+export function isAllotError(err: unknown, code?: ErrorCode): err is AllotError {
+  return err instanceof AllotError && (code === undefined || err.code === code);
+}
+
+/** The JSON error body of API.md: {"error":{"code","message",...details}}. */
+export function errorBody(code: ErrorCode, message?: string, details?: Record<string, unknown>): { error: Record<string, unknown> } {
+  return { error: { ...(details ?? {}), code, message: message ?? ERRORS[code].message } };
+}
+
+/** The store rolled a transaction back for a reason a retry can cure (deadlock, serialization). */
+export class TransientConflictError extends Error {
+  constructor(cause: unknown) {
+    super('transaction conflict (deadlock or serialization failure); retry it', { cause });
+    this.name = 'TransientConflictError';
+  }
+}

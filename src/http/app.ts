@@ -1,0 +1,120 @@
+// The fastify app factory. It never listens: `allot serve` does, and tests use app.inject().
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AllotError, errorBody } from '../core/errors.ts';
+import type { AllotService } from '../service/service.ts';
+import { bearerMatches } from './auth.ts';
+import { campaignRoutes } from './routes/campaigns.ts';
+import { claimRoutes } from './routes/claims.ts';
+import { opsRoutes } from './routes/ops.ts';
+
+export interface AppOptions {
+  service: AllotService;
+  adminToken: string;
+  metricsToken?: string;
+  bodyLimitBytes?: number;
+  /** A pino logger; none means silent (tests). */
+  logger?: FastifyBaseLogger;
+  version?: string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+// Fastify's own client errors (bad JSON, empty body, too large, wrong media type) all mean
+// "invalid input" in API.md: 400 VALIDATION_FAILED, nothing changed.
+function clientErrorMessage(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'the request body is too large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'the request body must be JSON (Content-Type: application/json)';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the request body is empty; send a JSON object';
+    default:
+      return err.message.startsWith('Body') || err.code?.startsWith('FST_ERR_CTP') ? err.message : `malformed request: ${err.message}`;
+  }
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    bodyLimit: opts.bodyLimitBytes ?? 65_536,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Unknown fields are errors, never silently dropped; types are never coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true } },
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    opts.service.metrics.observeHttp(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof AllotError) {
+      if (err.code === 'UNAVAILABLE') {
+        reply.header('retry-after', '1');
+        req.log.warn({ err: err.cause ?? err }, 'backend unavailable');
+      }
+      return reply.code(err.status).send(errorBody(err.code, err.message, err.details));
+    }
+    if (err.validation) {
+      const problems = err.validation.map((v) => ({
+        path: `${err.validationContext ?? 'body'}${v.instancePath || ''}`,
+        message: v.message ?? 'is invalid',
+        ...(v.keyword === 'additionalProperties' ? { field: (v.params as { additionalProperty?: string }).additionalProperty } : {}),
+      }));
+      const text = problems.map((p) => (p.field ? `${p.path}: unknown field "${p.field}"` : `${p.path}: ${p.message}`)).join('; ');
+      return reply.code(400).send(errorBody('VALIDATION_FAILED', text, { problems }));
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(400).send(errorBody('VALIDATION_FAILED', clientErrorMessage(err)));
+    }
+    req.log.error({ err }, 'unhandled error');
+    return reply.code(500).send(errorBody('INTERNAL', undefined, { requestId: req.id }));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'allot', version: opts.version ?? '0.0.0', description: 'Hands out limited things exactly once. See README and docs/.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(opsRoutes, { service: opts.service, metricsToken: opts.metricsToken });
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (req, reply) => {
+        if (!bearerMatches(req.headers.authorization, opts.adminToken)) {
+          reply.header('www-authenticate', 'Bearer');
+          return reply.code(401).send(errorBody('UNAUTHORIZED'));
+        }
+      });
+      await v1.register(campaignRoutes, { service: opts.service });
+      await v1.register(claimRoutes, { service: opts.service });
+    },
+    { prefix: '/v1' },
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,30 @@
+// Operations endpoints: liveness, readiness, Prometheus metrics. No token, except /metrics
+// when ALLOT_METRICS_TOKEN is set.
+import type { FastifyPluginAsync } from 'fastify';
+import { errorBody } from '../../core/errors.ts';
+import type { AllotService } from '../../service/service.ts';
+import { bearerMatches } from '../auth.ts';
+
+export const opsRoutes: FastifyPluginAsync<{ service: AllotService; metricsToken?: string }> = async (app, { service, metricsToken }) => {
+  app.get('/healthz', { schema: { tags: ['operations'], summary: 'The process is up', security: [] } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { tags: ['operations'], summary: 'Every backend answers', security: [] } }, async (req, reply) => {
+    try {
+      await service.ready();
+      return { status: 'ready', backends: { database: 'ok' }, dialect: service.dialect };
+    } catch (err) {
+      req.log.warn({ err }, 'not ready');
+      reply.header('retry-after', '1');
+      return reply.code(503).send(errorBody('UNAVAILABLE', 'The database does not answer.', { backends: { database: 'down' } }));
+    }
+  });
+
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: metricsToken ? [{ bearer: [] }] : [] } }, async (req, reply) => {
+    if (metricsToken !== undefined && !bearerMatches(req.headers.authorization, metricsToken)) {
+      reply.header('www-authenticate', 'Bearer');
+      return reply.code(401).send(errorBody('UNAUTHORIZED'));
+    }
+    reply.header('content-type', service.metrics.registry.contentType);
+    return service.metrics.registry.metrics();
+  });
+};

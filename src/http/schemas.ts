@@ -1,0 +1,99 @@
+// Route schemas: one source for validation, serialization, OpenAPI and TypeScript types.
+import { Type, type Static } from '@sinclair/typebox';
+import { ID_PATTERN, MAX_STOCK } from '../core/campaign.ts';
+import { ERRORS } from '../core/errors.ts';
+import { IDEMPOTENCY_KEY_PATTERN } from '../core/idempotency.ts';
+
+export const Id = Type.String({ pattern: ID_PATTERN, minLength: 1, maxLength: 128, description: '1-128 chars from [A-Za-z0-9_.:-]' });
+const Count = Type.Integer({ minimum: 0, maximum: MAX_STOCK });
+const Instant = Type.Union([Type.String({ maxLength: 64, description: 'ISO-8601 instant with a zone' }), Type.Null()]);
+
+export const Prize = Type.Object(
+  {
+    id: Id,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    stock: Count,
+    weight: Type.Integer({ minimum: 0, maximum: MAX_STOCK }),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateCampaignBody = Type.Object(
+  {
+    id: Type.Optional(Id),
+    kind: Type.Optional(Type.Union([Type.Literal('coupon'), Type.Literal('lottery')], { default: 'coupon' })),
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    stock: Type.Optional(Count),
+    prizes: Type.Optional(Type.Array(Prize, { maxItems: 100 })),
+    missWeight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_STOCK })),
+    fallback: Type.Optional(Type.Union([Id, Type.Null()])),
+    perUserLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_STOCK })),
+    perUserDailyLimit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: MAX_STOCK }), Type.Null()])),
+    startsAt: Type.Optional(Instant),
+    endsAt: Type.Optional(Instant),
+    strategy: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateCampaignBody = Static<typeof CreateCampaignBody>;
+
+export const CampaignView = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  name: Type.String(),
+  strategy: Type.String(),
+  stock: Type.Integer(),
+  issued: Type.Integer(),
+  remaining: Type.Integer(),
+  perUserLimit: Type.Integer(),
+  perUserDailyLimit: Type.Union([Type.Integer(), Type.Null()]),
+  startsAt: Type.Union([Type.String(), Type.Null()]),
+  endsAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export const ClaimView = Type.Object({
+  id: Type.String(),
+  campaignId: Type.String(),
+  userId: Type.String(),
+  prizeId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        code: Type.Union(Object.keys(ERRORS).map((c) => Type.Literal(c))),
+        message: Type.String(),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { description: 'Every error: {"error":{"code","message",...details}}' },
+);
+
+export const ClaimBody = Type.Object({ userId: Id }, { additionalProperties: false });
+
+export const ClaimHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN, description: '1-255 printable ASCII characters' })),
+});
+
+export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
+export const ClaimIdParams = Type.Object({ claimId: Id }, { additionalProperties: false });
+
+const Limit = Type.String({ pattern: '^[0-9]{1,4}$', description: 'page size, 1-1000 (default 100)' });
+const Cursor = Type.String({ pattern: '^[A-Za-z0-9_-]{1,200}$', description: 'nextCursor of the previous page' });
+
+export const PageQuery = Type.Object({ limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false });
+export const ClaimsQuery = Type.Object({ userId: Type.Optional(Id), limit: Type.Optional(Limit), cursor: Type.Optional(Cursor) }, { additionalProperties: false });
+
+export const AuditView = Type.Object({
+  ok: Type.Boolean(),
+  checks: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean() }, { additionalProperties: true })),
+});
+
+export const errorResponses = {
+  '4xx': ErrorBody,
+  '5xx': ErrorBody,
+};

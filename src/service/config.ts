@@ -1,0 +1,108 @@
+// Configuration from the environment (and CLI flags on top), validated at start-up: every
+// problem is reported at once, each as one line that says what to do.
+import { resolve } from 'node:path';
+import { dialectOf } from '../adapters/sql/connect.ts';
+import { DEFAULT_STRATEGY, strategyNames } from '../strategies/index.ts';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** The system of record; undefined means embedded PGlite in dataDir. */
+  databaseUrl: string;
+  dbPoolSize: number;
+  dbTimeoutMs: number;
+  adminToken: string | undefined;
+  metricsToken: string | undefined;
+  defaultStrategy: string;
+  allowUnsafeStrategies: boolean;
+  logLevel: string;
+  shutdownTimeoutMs: number;
+  bodyLimitBytes: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The documented settings: name, default and meaning (README's table is checked against it). */
+export const SETTINGS = [
+  ['PORT', '3000', 'HTTP port'],
+  ['HOST', '127.0.0.1', 'interface to listen on (0.0.0.0 for all)'],
+  ['ALLOT_DATA_DIR', './.allot', 'embedded database and the generated admin token'],
+  ['DATABASE_URL', '(embedded PGlite in ALLOT_DATA_DIR)', 'postgres://…, mysql://… (MariaDB/MySQL), pglite://DIR or memory://'],
+  ['DB_POOL_SIZE', '10', 'connections per instance to a server database'],
+  ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
+  ['ALLOT_ADMIN_TOKEN', '(generated at first start)', 'bearer token for /v1'],
+  ['ALLOT_METRICS_TOKEN', '(none: /metrics is open)', 'bearer token required by /metrics'],
+  ['ALLOT_DEFAULT_STRATEGY', DEFAULT_STRATEGY, `claim strategy of campaigns that name none (${strategyNames().join(', ')})`],
+  ['ALLOT_ALLOW_UNSAFE_STRATEGIES', '0', 'allow demo strategies that can oversell (race lab only)'],
+  ['LOG_LEVEL', 'info', 'fatal, error, warn, info, debug, trace or silent'],
+  ['ALLOT_SHUTDOWN_TIMEOUT_MS', '10000', 'how long SIGTERM waits for in-flight requests'],
+  ['ALLOT_BODY_LIMIT_BYTES', '65536', 'largest accepted request body'],
+] as const;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Record<string, string>> = {}): Config {
+  const get = (name: string): string | undefined => {
+    const v = overrides[name] ?? env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const problems: string[] = [];
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name}=${raw} is not a whole number from ${min} to ${max}`);
+      return def;
+    }
+    return Number(raw);
+  };
+  const bool = (name: string): boolean => {
+    const raw = get(name);
+    if (raw === undefined) return false;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name}=${raw} must be 1/true/yes/on or 0/false/no/off`);
+    return false;
+  };
+
+  const dataDir = resolve(get('ALLOT_DATA_DIR') ?? './.allot');
+  const databaseUrl = get('DATABASE_URL') ?? `pglite://${resolve(dataDir, 'pgdata')}`;
+  try {
+    dialectOf(databaseUrl);
+  } catch (err) {
+    problems.push(`DATABASE_URL: ${(err as Error).message}`);
+  }
+  const defaultStrategy = get('ALLOT_DEFAULT_STRATEGY') ?? DEFAULT_STRATEGY;
+  if (!strategyNames().includes(defaultStrategy)) {
+    problems.push(`ALLOT_DEFAULT_STRATEGY=${defaultStrategy} is not a strategy; choose one of ${strategyNames().join(', ')}`);
+  }
+  const logLevel = get('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL=${logLevel} is not one of ${[...LOG_LEVELS].join(', ')}`);
+  const adminToken = get('ALLOT_ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) problems.push('ALLOT_ADMIN_TOKEN must be at least 16 characters');
+  const metricsToken = get('ALLOT_METRICS_TOKEN');
+
+  const config: Config = {
+    port: int('PORT', 3000, 0, 65535),
+    host: get('HOST') ?? '127.0.0.1',
+    dataDir,
+    databaseUrl,
+    dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
+    dbTimeoutMs: int('DB_TIMEOUT_MS', 5000, 100, 600_000),
+    adminToken,
+    metricsToken,
+    defaultStrategy,
+    allowUnsafeStrategies: bool('ALLOT_ALLOW_UNSAFE_STRATEGIES'),
+    logLevel,
+    shutdownTimeoutMs: int('ALLOT_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    bodyLimitBytes: int('ALLOT_BODY_LIMIT_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,139 @@
+// The composition root: configuration -> SQL adapter -> strategies -> claim engine. The HTTP
+// app and the CLI are thin layers over the object this returns.
+import { connectSql, type SqlConnection } from '../adapters/sql/connect.ts';
+import { migrateToLatest, type MigrateReport } from '../adapters/sql/migrate.ts';
+import { SqlClaimStore } from '../adapters/sql/sql-store.ts';
+import { randomIds, systemClock } from '../adapters/system/clock.ts';
+import { buildCampaign, ID_REGEX, type Campaign, type NewCampaign } from '../core/campaign.ts';
+import type { Claim } from '../core/claim.ts';
+import { AllotError } from '../core/errors.ts';
+import type { AuditCheck, ClaimStore } from '../ports/claim-store.ts';
+import type { Clock, IdSource } from '../ports/clock.ts';
+import { getStrategy } from '../strategies/index.ts';
+import { ClaimEngine, type ClaimOutcome } from './claim-engine.ts';
+import type { Config } from './config.ts';
+import { createMetrics, type ServiceMetrics } from './metrics.ts';
+
+export interface ServiceOptions {
+  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>;
+  clock?: Clock;
+  ids?: IdSource;
+  /** Run migrations on start (default true). */
+  migrate?: boolean;
+  onPoolError?: (err: Error) => void;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export class AllotService {
+  readonly engine: ClaimEngine;
+  readonly metrics: ServiceMetrics;
+  readonly dialect: string;
+
+  private constructor(
+    readonly store: ClaimStore,
+    private readonly conn: SqlConnection | null,
+    private readonly opts: ServiceOptions,
+    private readonly clock: Clock,
+    private readonly ids: IdSource,
+    readonly migrations: MigrateReport,
+  ) {
+    this.dialect = store.dialect;
+    this.metrics = createMetrics();
+    this.engine = new ClaimEngine({
+      store,
+      clock,
+      ids,
+      strategyFor: getStrategy,
+      onResult: (result, ms) => this.metrics.observeClaim(result, ms),
+    });
+  }
+
+  static async open(opts: ServiceOptions): Promise<AllotService> {
+    const conn = await connectSql({
+      url: opts.config.databaseUrl,
+      poolSize: opts.config.dbPoolSize,
+      timeoutMs: opts.config.dbTimeoutMs,
+      onPoolError: opts.onPoolError,
+    });
+    try {
+      const report = opts.migrate === false ? { applied: [] } : await migrateToLatest(conn);
+      return new AllotService(new SqlClaimStore(conn), conn, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
+    } catch (err) {
+      await conn.db.destroy().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get displayUrl(): string {
+    return this.conn?.displayUrl ?? '(custom store)';
+  }
+
+  async createCampaign(input: NewCampaign): Promise<Campaign> {
+    const strategyName = input.strategy ?? this.opts.config.defaultStrategy;
+    const strategy = getStrategy(strategyName);
+    if (!strategy) throw new AllotError('VALIDATION_FAILED', `unknown strategy "${strategyName}"`);
+    if (!strategy.safe && !this.opts.config.allowUnsafeStrategies) throw new AllotError('UNSAFE_STRATEGY');
+    if (input.id !== undefined && !ID_REGEX.test(input.id)) throw new AllotError('VALIDATION_FAILED', 'id must be 1-128 characters from [A-Za-z0-9_.:-]');
+    const id = input.id ?? this.ids.next('cmp_');
+    const campaign = buildCampaign(input, id, strategyName, this.clock.now());
+    if (!(await this.store.insertCampaign(campaign))) throw new AllotError('CAMPAIGN_EXISTS', undefined, { id });
+    return campaign;
+  }
+
+  async getCampaign(id: string): Promise<Campaign> {
+    const c = await this.store.getCampaign(id);
+    if (!c) throw new AllotError('CAMPAIGN_NOT_FOUND', undefined, { id });
+    return c;
+  }
+
+  async listCampaigns(limit: number, cursor: string | null): Promise<Page<Campaign>> {
+    const items = await this.store.listCampaigns(limit, decodeCursor(cursor));
+    return { items, nextCursor: items.length === limit ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  claim(campaignId: string, userId: string, idempotencyKey: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
+    return this.engine.claim(campaignId, userId, idempotencyKey, signal);
+  }
+
+  async listClaims(campaignId: string, userId: string | null, limit: number, cursor: string | null): Promise<Page<Claim>> {
+    await this.getCampaign(campaignId);
+    const items = await this.store.listClaims(campaignId, userId, limit, decodeCursor(cursor));
+    return { items, nextCursor: items.length === limit ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  async getClaim(id: string): Promise<Claim> {
+    const c = await this.store.getClaim(id);
+    if (!c) throw new AllotError('CLAIM_NOT_FOUND', undefined, { id });
+    return c;
+  }
+
+  async audit(campaignId: string): Promise<{ ok: boolean; checks: AuditCheck[] }> {
+    await this.getCampaign(campaignId);
+    const checks = await this.store.audit(campaignId);
+    return { ok: checks.every((c) => c.ok), checks };
+  }
+
+  /** Resolves when every backend answers; throws AllotError UNAVAILABLE otherwise. */
+  async ready(): Promise<void> {
+    await this.store.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string | null): string | null {
+  if (cursor === null) return null;
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!ID_REGEX.test(id)) throw new AllotError('VALIDATION_FAILED', 'cursor is not one this server returned', { field: 'cursor' });
+  return id;
+}
