@@ -1,0 +1,158 @@
+// The claim contract, once per dialect and strategy: the same behaviour on PGlite, PostgreSQL
+// and MariaDB, through the service (the HTTP layer has its own tests).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { fingerprint } from '../../src/core/idempotency.ts';
+import { AllotService } from '../../src/service/service.ts';
+import { dialects, STRATEGIES } from '../helpers/dialects.ts';
+
+const DAY = 24 * 3600 * 1000;
+const T0 = Date.parse('2026-11-22T10:00:00Z');
+
+for (const d of dialects()) {
+  describe(`claim contract on ${d.name}`, () => {
+    let service: AllotService;
+    let now = T0;
+    before(async () => {
+      service = await AllotService.open({
+        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+        clock: { now: () => now },
+      });
+    });
+    after(async () => {
+      await service?.close();
+    });
+
+    for (const strategy of STRATEGIES) {
+      const newCampaign = async (extra: Record<string, unknown> = {}) => {
+        now = T0;
+        const id = `ct-${strategy}-${randomUUID().slice(0, 8)}`;
+        await service.createCampaign({ id, kind: 'coupon', name: 'contract', stock: 3, strategy, ...extra });
+        return id;
+      };
+      const claim = (id: string, user: string, key: string | null = null) => service.claim(id, user, key);
+      const code = (body: unknown) => (body as { error?: { code?: string } }).error?.code;
+
+      describe(strategy, () => {
+        test('issues up to the stock, then SOLD_OUT, which does not count against the user', async () => {
+          const id = await newCampaign({ stock: 2 });
+          assert.equal((await claim(id, 'u1')).status, 201);
+          assert.equal((await claim(id, 'u2')).status, 201);
+          const sold = await claim(id, 'u3');
+          assert.equal(sold.status, 409);
+          assert.equal(code(sold.body), 'SOLD_OUT');
+          const c = await service.getCampaign(id);
+          assert.equal(c.issued, 2);
+          assert.deepEqual((await service.listClaims(id, 'u3', 10, null)).items, []);
+          // The refused user holds no counted claim: the audit's counters match the claims.
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
+        test('stock 0 is sold out from the start', async () => {
+          const id = await newCampaign({ stock: 0 });
+          assert.equal(code((await claim(id, 'u1')).body), 'SOLD_OUT');
+        });
+
+        test('per-user limit 1', async () => {
+          const id = await newCampaign();
+          assert.equal((await claim(id, 'u1')).status, 201);
+          const again = await claim(id, 'u1');
+          assert.equal(again.status, 409);
+          assert.equal(code(again.body), 'USER_LIMIT_REACHED');
+          assert.equal((await service.getCampaign(id)).issued, 1);
+        });
+
+        test('per-user limit 3', async () => {
+          const id = await newCampaign({ stock: 10, perUserLimit: 3 });
+          for (let i = 0; i < 3; i++) assert.equal((await claim(id, 'u1')).status, 201);
+          assert.equal(code((await claim(id, 'u1')).body), 'USER_LIMIT_REACHED');
+          assert.equal((await claim(id, 'u2')).status, 201);
+          assert.equal((await service.listClaims(id, 'u1', 10, null)).items.length, 3);
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
+        test('daily limit resets on the next UTC day, the total limit does not', async () => {
+          const id = await newCampaign({ stock: 10, perUserLimit: 3, perUserDailyLimit: 2 });
+          assert.equal((await claim(id, 'u1')).status, 201);
+          assert.equal((await claim(id, 'u1')).status, 201);
+          assert.equal(code((await claim(id, 'u1')).body), 'USER_LIMIT_REACHED');
+          now = T0 + DAY;
+          assert.equal((await claim(id, 'u1')).status, 201);
+          assert.equal(code((await claim(id, 'u1')).body), 'USER_LIMIT_REACHED', 'total limit 3 reached');
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
+        test('window: before startsAt and from endsAt on, CAMPAIGN_NOT_ACTIVE', async () => {
+          const id = await newCampaign({ startsAt: new Date(T0 + 1000).toISOString(), endsAt: new Date(T0 + 2000).toISOString() });
+          now = T0;
+          assert.equal(code((await claim(id, 'u1')).body), 'CAMPAIGN_NOT_ACTIVE');
+          now = T0 + 1000;
+          assert.equal((await claim(id, 'u1')).status, 201);
+          now = T0 + 2000;
+          assert.equal(code((await claim(id, 'u2')).body), 'CAMPAIGN_NOT_ACTIVE');
+          assert.equal((await service.getCampaign(id)).issued, 1);
+        });
+
+        test('unknown campaign: CAMPAIGN_NOT_FOUND', async () => {
+          const out = await claim(`nope-${randomUUID()}`, 'u1');
+          assert.equal(out.status, 404);
+          assert.equal(code(out.body), 'CAMPAIGN_NOT_FOUND');
+        });
+
+        test('idempotent replay returns the first outcome, errors included', async () => {
+          const id = await newCampaign({ stock: 1 });
+          const first = await claim(id, 'u1', 'key-1');
+          assert.equal(first.status, 201);
+          const again = await claim(id, 'u1', 'key-1');
+          assert.equal(again.status, 201);
+          assert.equal(again.replayed, true);
+          assert.deepEqual(again.body, first.body);
+          const sold = await claim(id, 'u2', 'key-2');
+          assert.equal(code(sold.body), 'SOLD_OUT');
+          const soldAgain = await claim(id, 'u2', 'key-2');
+          assert.equal(soldAgain.replayed, true);
+          assert.equal(soldAgain.status, 409);
+          assert.deepEqual(soldAgain.body, sold.body);
+          assert.equal((await service.getCampaign(id)).issued, 1);
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
+        test('the same key with another payload is 422; a running key is 409 IN_PROGRESS', async () => {
+          const id = await newCampaign();
+          assert.equal((await claim(id, 'u1', 'k')).status, 201);
+          const reused = await claim(id, 'u2', 'k');
+          assert.equal(reused.status, 422);
+          assert.equal(code(reused.body), 'IDEMPOTENCY_KEY_REUSED');
+          // Another request holds the key (its lease has not run out).
+          const fp = fingerprint('claim', { campaignId: id, userId: 'u3' });
+          assert.equal((await service.store.beginIdempotency(id, 'held', fp, 'other-req', now, 60_000)).state, 'owner');
+          const busy = await claim(id, 'u3', 'held');
+          assert.equal(busy.status, 409);
+          assert.equal(code(busy.body), 'IDEMPOTENCY_IN_PROGRESS');
+          // Once that lease runs out (the holder died), a retry takes the key over and runs.
+          now += 61_000;
+          assert.equal((await claim(id, 'u3', 'held')).status, 201);
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
+        test('keys are scoped per campaign', async () => {
+          const a = await newCampaign();
+          const b = await newCampaign();
+          assert.equal((await claim(a, 'u1', 'shared')).status, 201);
+          const other = await claim(b, 'u1', 'shared');
+          assert.equal(other.status, 201);
+          assert.equal(other.replayed, false);
+        });
+
+        test('concurrent claims in one process never oversell', async () => {
+          const id = await newCampaign({ stock: 7 });
+          const outs = await Promise.all(Array.from({ length: 30 }, (_, i) => claim(id, `u${i % 20}`)));
+          assert.equal(outs.filter((o) => o.status === 201).length, 7);
+          assert.equal((await service.getCampaign(id)).issued, 7);
+          assert.equal((await service.audit(id)).ok, true);
+        });
+      });
+    }
+  });
+}
