@@ -71,8 +71,11 @@ export async function connectSql(opts: SqlConnectOptions): Promise<SqlConnection
       statement_timeout: opts.timeoutMs,
       idleTimeoutMillis: 30_000,
     });
-    // Without a listener an idle client dropped by the server would crash the process.
+    // Without listeners, a client dropped by the server (idle in the pool, or checked out
+    // between two statements) emits an unhandled 'error' that would crash the process. The
+    // statement in flight still fails on its own and is answered 503.
     pool.on('error', (err) => opts.onPoolError?.(err));
+    pool.on('connect', (client) => client.on('error', (err) => opts.onPoolError?.(err)));
     return { dialect, family: 'pg', db: new Kysely({ dialect: new PostgresDialect({ pool }) }), displayUrl };
   }
   const mysql = await import('mysql2');
