@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# What `npm test` runs: typecheck, lint, then every test/**/*.test.ts with throwaway Redis, PostgreSQL and
+# MariaDB servers (scripts/services.sh) that are stopped again however the run ends.
+#
+#   npm test                              everything
+#   npm test -- test/http                 only the test files under test/http (typecheck and lint still run)
+#   npm test -- test/a.test.ts --test-name-pattern=claim
+#                                         arguments starting with - go to node's test runner
+#   ALLOT_SKIP_CHECKS=1 npm test          skip typecheck and lint
+#
+# The servers are private to this run (their own state dir), so a `scripts/services.sh up` of yours is
+# neither reused nor stopped. The exit code is the test runner's.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+filters=()
+node_args=()
+for arg in "$@"; do
+  case "$arg" in
+    -*) node_args+=("$arg") ;;
+    *) filters+=("$arg") ;;
+  esac
+done
+
+if [[ "${ALLOT_SKIP_CHECKS:-}" != 1 ]]; then
+  npm run typecheck
+  npm run lint
+fi
+
+# Test files: all of test/**/*.test.ts, or those under / equal to the given paths.
+if ((${#filters[@]} == 0)); then
+  filters=(test)
+fi
+for path in "${filters[@]}"; do
+  [[ -e "$path" ]] || { echo "scripts/test.sh: no such test file or directory: $path" >&2; exit 2; }
+done
+mapfile -t files < <(find "${filters[@]}" -type f -name '*.test.ts' | sort -u)
+if ((${#files[@]} == 0)); then
+  echo "scripts/test.sh: no *.test.ts files under: ${filters[*]}" >&2
+  exit 2
+fi
+
+ALLOT_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/allot-test-services.XXXXXX")"
+export ALLOT_SERVICES_DIR
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+services_down() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  bash scripts/services.sh down >&2 || true
+  rm -rf -- "$ALLOT_SERVICES_DIR"
+  exit "$rc"
+}
+trap services_down EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# An assignment keeps the exit status of services.sh (eval "$(...)" alone would hide a failure).
+service_env="$(bash scripts/services.sh up)"
+eval "$service_env"
+
+reporter=()
+if [[ ! -t 1 ]]; then
+  reporter=(--test-reporter=spec)
+fi
+
+set +e
+node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${reporter[@]}" "${node_args[@]}" "${files[@]}"
+rc=$?
+set -e
+exit "$rc"
