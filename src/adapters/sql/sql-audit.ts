@@ -1,9 +1,9 @@
 // The invariant checks of DESIGN.md section 1 for one campaign, run against the store.
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditCheck } from '../../ports/claim-store.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Db = Kysely<any>;
+type Db = Kysely<any> | Transaction<any>;
 
 async function one(db: Db, q: ReturnType<typeof sql>): Promise<Record<string, unknown>> {
   return ((await q.execute(db)).rows[0] ?? {}) as Record<string, unknown>;
@@ -13,7 +13,13 @@ async function count(db: Db, q: ReturnType<typeof sql>): Promise<number> {
   return Number((await one(db, q)).n ?? 0);
 }
 
+/** All checks read one snapshot (REPEATABLE READ), so claims committing meanwhile cannot make
+ * issued and the claim count disagree. */
 export async function runAudit(db: Db, campaignId: string): Promise<AuditCheck[]> {
+  return db.transaction().setIsolationLevel('repeatable read').execute((trx) => checks(trx, campaignId));
+}
+
+async function checks(db: Db, campaignId: string): Promise<AuditCheck[]> {
   const c = await one(db, sql`SELECT stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`);
   const stock = Number(c.stock);
   const issued = Number(c.issued);
