@@ -2,7 +2,7 @@
 // docs/errors.md and the HTTP mapping are checked against this table by a test.
 
 export const ERRORS = Object.freeze({
-  VALIDATION_FAILED: { status: 400, message: 'The request is invalid.', hint: 'Fix the fields named in "details" and send it again; nothing was changed.' },
+  VALIDATION_FAILED: { status: 400, message: 'The request is invalid.', hint: 'Fix what the message (and the "problems" list, when present) names and send it again; nothing was changed.' },
   UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.', hint: 'Send "Authorization: Bearer <token>" with the admin token printed at first start (or ALLOT_ADMIN_TOKEN).' },
   CAMPAIGN_NOT_FOUND: { status: 404, message: 'No campaign has this id.', hint: 'Check the id, or list campaigns with GET /v1/campaigns.' },
   CLAIM_NOT_FOUND: { status: 404, message: 'No claim has this id.', hint: 'Check the id; claims of a user are listed by GET /v1/campaigns/:id/claims?userId=.' },

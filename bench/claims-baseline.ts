@@ -1,0 +1,177 @@
+// Baseline: claims/s and latency through HTTP for one hot campaign, per backend and strategy.
+// Each run starts `allot serve` as its own process (the load generator must not share its
+// event loop), creates a campaign with more stock than the run can take, and drives it with
+// autocannon, every request from a new user. Writes bench/results/claims-baseline.{json,md}.
+//
+//   npm run bench                       all backends (starts private PostgreSQL and MariaDB)
+//   BENCH_SECONDS=10 BENCH_CONNECTIONS=64 npm run bench
+//   BENCH_BACKENDS=pglite npm run bench
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { freePort, startMariadb, startPostgres, type TestServer } from '../scripts/servers.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const POOL = Number(process.env.BENCH_DB_POOL ?? 16);
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres,mysql').split(',');
+const STRATEGIES = ['conditional', 'pessimistic'];
+const TOKEN = 'bench-token-0123456789abcdefghij';
+const ROOT = new URL('..', import.meta.url).pathname;
+
+interface Row {
+  backend: string;
+  strategy: string;
+  seconds: number;
+  connections: number;
+  requests: number;
+  claimsPerSec: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  non2xx: number;
+  errors: number;
+  issued: number;
+  auditOk: boolean;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+async function startService(databaseUrl: string | undefined, dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ALLOT_DATA_DIR: dataDir, ALLOT_ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'warn', DB_POOL_SIZE: String(POOL) };
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  else delete env.DATABASE_URL;
+  const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += String(d)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`allot serve exited: ${err}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`allot serve did not become ready: ${err}`);
+}
+
+async function api(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+async function runOne(backend: string, strategy: string, url: string): Promise<Row> {
+  const id = `bench-${backend}-${strategy}-${Date.now()}`;
+  const created = await api(url, 'POST', '/v1/campaigns', { id, name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
+  if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.json)}`);
+  // Every request from a new user, so every claim is issued (autocannon's idReplacement sends
+  // nothing in this version, hence setupRequest).
+  let seq = 0;
+  const load = (prefix: string, connections: number, duration: number) =>
+    autocannon({
+      url: `${url}/v1/campaigns/${id}/claims`,
+      connections,
+      duration,
+      requests: [{
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: `{"userId":"${prefix}-${seq++}"}` }),
+      }],
+    });
+  await load('warm', 4, 1); // connections, JIT, the campaign cache
+  const r = await load('u', CONNECTIONS, SECONDS);
+  const campaign = await api(url, 'GET', `/v1/campaigns/${id}`);
+  const audit = await api(url, 'GET', `/v1/campaigns/${id}/audit`);
+  return {
+    backend,
+    strategy,
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    requests: r.requests.total,
+    claimsPerSec: Math.round(r['2xx'] / SECONDS),
+    p50Ms: r.latency.p50,
+    p90Ms: r.latency.p90,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    issued: Number(campaign.json.issued),
+    auditOk: audit.json.ok === true,
+  };
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const servers: TestServer[] = [];
+  const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-'));
+  try {
+    for (const backend of BACKENDS) {
+      let dbUrl: string | undefined;
+      if (backend === 'postgres') {
+        dbUrl = process.env.DATABASE_URL_PG ?? (servers[servers.push(await startPostgres()) - 1]!.url);
+      } else if (backend === 'mysql') {
+        dbUrl = process.env.DATABASE_URL_MYSQL ?? (servers[servers.push(await startMariadb()) - 1]!.url);
+      } else if (backend !== 'pglite') {
+        throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
+      }
+      const svc = await startService(dbUrl, join(dataDir, backend));
+      try {
+        for (const strategy of STRATEGIES) {
+          log(`${backend} / ${strategy}: ${CONNECTIONS} connections for ${SECONDS} s ...`);
+          const row = await runOne(backend, strategy, svc.url);
+          log(`  ${row.claimsPerSec} claims/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, non-2xx ${row.non2xx}, audit ${row.auditOk ? 'ok' : 'FAILED'}`);
+          rows.push(row);
+        }
+      } finally {
+        svc.child.kill('SIGTERM');
+        await new Promise((r) => svc.child.once('exit', r));
+      }
+    }
+  } finally {
+    for (const s of servers) await s.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  const meta = {
+    command: 'npm run bench',
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    dbPool: POOL,
+    note: 'One hot campaign, every request a new user (all succeed). Service and load generator are separate processes on one 2-core machine; figures are noisy, compare ratios within one run.',
+  };
+  const out = join(ROOT, 'bench/results');
+  writeFileSync(join(out, 'claims-baseline.json'), `${JSON.stringify({ meta, rows }, null, 2)}\n`);
+  const base = rows[0]?.claimsPerSec || 1;
+  const md = [
+    `# Claims baseline (${meta.date.slice(0, 10)})`,
+    '',
+    `\`${meta.command}\` — ${meta.note}`,
+    `Node ${meta.node}, ${meta.cpus} cores; ${CONNECTIONS} connections, ${SECONDS} s per run, DB pool ${POOL}.`,
+    '',
+    '| backend | strategy | claims/s | ratio to first row | p50 ms | p90 ms | p99 ms | non-2xx | audit |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+    ...rows.map((r) => `| ${r.backend} | ${r.strategy} | ${r.claimsPerSec} | ${(r.claimsPerSec / base).toFixed(2)} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.non2xx} | ${r.auditOk ? 'ok' : 'FAILED'} |`),
+    '',
+  ].join('\n');
+  writeFileSync(join(out, 'claims-baseline.md'), md);
+  process.stdout.write(md);
+}
+
+await main();
