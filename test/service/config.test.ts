@@ -1,0 +1,42 @@
+// Configuration: defaults, every problem reported at once, and the README's table in sync.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { ConfigError, loadConfig, SETTINGS } from '../../src/service/config.ts';
+
+test('defaults: port 3000 on loopback, embedded PGlite in ./.allot, conditional', () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 3000);
+  assert.equal(c.host, '127.0.0.1');
+  assert.match(c.dataDir, /\.allot$/);
+  assert.match(c.databaseUrl, /^pglite:\/\/.*\.allot\/pgdata$/);
+  assert.equal(c.defaultStrategy, 'conditional');
+  assert.equal(c.allowUnsafeStrategies, false);
+  assert.equal(c.adminToken, undefined);
+});
+
+test('flags override the environment', () => {
+  const c = loadConfig({ PORT: '4000', DATABASE_URL: 'postgres://a@b/c' }, { PORT: '5000' });
+  assert.equal(c.port, 5000);
+  assert.equal(c.databaseUrl, 'postgres://a@b/c');
+});
+
+test('every problem is reported, one line each, naming the variable', () => {
+  let err: unknown;
+  try {
+    loadConfig({ PORT: 'abc', DATABASE_URL: 'redis://x', LOG_LEVEL: 'loud', ALLOT_DEFAULT_STRATEGY: 'magic', ALLOT_ADMIN_TOKEN: 'short', DB_POOL_SIZE: '0', ALLOT_ALLOW_UNSAFE_STRATEGIES: 'maybe' });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  const names = ['PORT', 'DATABASE_URL', 'LOG_LEVEL', 'ALLOT_DEFAULT_STRATEGY', 'ALLOT_ADMIN_TOKEN', 'DB_POOL_SIZE', 'ALLOT_ALLOW_UNSAFE_STRATEGIES'];
+  assert.equal(err.problems.length, names.length);
+  for (const n of names) assert.ok(err.problems.some((p) => p.startsWith(n)), `a problem names ${n}`);
+});
+
+test('the README configuration table lists every setting with its default', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const rows = new Map([...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+  assert.deepEqual([...rows.keys()].sort(), SETTINGS.map(([n]) => n).sort());
+  for (const [name, def] of SETTINGS) assert.equal(rows.get(name), def, `${name} default in README`);
+});
