@@ -2,6 +2,7 @@
 // (pglite:// + a data dir, or memory:// for a throwaway in-memory database).
 import { mkdirSync } from 'node:fs';
 import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
+import { lockDataDir } from './dir-lock.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 
 export type DialectName = 'pglite' | 'postgres' | 'mysql';
@@ -50,9 +51,18 @@ export async function connectSql(opts: SqlConnectOptions): Promise<SqlConnection
   if (dialect === 'pglite') {
     const { PGlite } = await import('@electric-sql/pglite');
     const path = pglitePath(opts.url);
-    if (path !== null) mkdirSync(path, { recursive: true });
-    const pg = await PGlite.create(path ?? 'memory://');
-    return { dialect, family: 'pg', db: new Kysely({ dialect: new PgliteDialect(pg) }), displayUrl };
+    let release = () => {};
+    if (path !== null) {
+      mkdirSync(path, { recursive: true });
+      release = lockDataDir(path);
+    }
+    try {
+      const pg = await PGlite.create(path ?? 'memory://');
+      return { dialect, family: 'pg', db: new Kysely({ dialect: new PgliteDialect(pg, release) }), displayUrl };
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
   if (dialect === 'postgres') {
     const pgMod = await import('pg');

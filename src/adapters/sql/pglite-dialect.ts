@@ -37,7 +37,10 @@ class PgliteDriver implements Driver {
   private queue: Promise<void> = Promise.resolve();
   private release: (() => void) | null = null;
 
-  constructor(private readonly db: PGlite) {
+  constructor(
+    private readonly db: PGlite,
+    private readonly onDestroy: () => void,
+  ) {
     this.connection = new PgliteConnection(db);
   }
 
@@ -73,17 +76,25 @@ class PgliteDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
-    if (!this.db.closed) await this.db.close();
+    try {
+      if (!this.db.closed) await this.db.close();
+    } finally {
+      this.onDestroy();
+    }
   }
 }
 
 export class PgliteDialect implements Dialect {
-  constructor(private readonly db: PGlite) {}
+  /** onDestroy runs after the database is closed (it releases the data dir lock). */
+  constructor(
+    private readonly db: PGlite,
+    private readonly onDestroy: () => void = () => {},
+  ) {}
   createAdapter(): DialectAdapter {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PgliteDriver(this.db);
+    return new PgliteDriver(this.db, this.onDestroy);
   }
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler();
