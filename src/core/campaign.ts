@@ -74,8 +74,12 @@ function parseInstant(value: string | null | undefined, field: string, problems:
     return null;
   }
   const ms = Date.parse(value);
-  if (!Number.isFinite(ms)) {
-    problems.push(`${field} is not a valid date`);
+  // Date.parse rolls impossible dates over (Feb 30 -> Mar 2); refuse those instead.
+  const [y, mo, d, h, mi] = value.slice(0, 16).split(/[-T:]/).map(Number);
+  const probe = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!));
+  const real = probe.getUTCFullYear() === y && probe.getUTCMonth() === mo! - 1 && probe.getUTCDate() === d && probe.getUTCHours() === h && probe.getUTCMinutes() === mi;
+  if (!Number.isFinite(ms) || !real) {
+    problems.push(`${field} is not a valid date: ${value}`);
     return null;
   }
   return ms;

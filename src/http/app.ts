@@ -1,6 +1,6 @@
 // The fastify app factory. It never listens: `allot serve` does, and tests use app.inject().
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -52,12 +52,29 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: true } },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Ids may be 128 characters; let the route schema judge longer ones (400, not 414).
+    routerOptions: { maxParamLength: 1024 },
+    // Errors raised before routing (a bad percent-escape, an over-long parameter) get the
+    // API's error shape too.
+    frameworkErrors: (err, _req, reply) => {
+      (reply as unknown as FastifyReply).code(400).send(errorBody('VALIDATION_FAILED', `malformed request: ${err.message}`));
+    },
+    // Our own onRequest hook answers during shutdown, with the API's shape and Retry-After.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    if (closing) {
+      reply.header('retry-after', '1').header('connection', 'close');
+      return reply.code(503).send(errorBody('UNAVAILABLE', 'This instance is shutting down; nothing was done. Retry (another instance will answer).', { outcome: 'nothing-issued' }));
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     opts.service.metrics.observeHttp(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime);

@@ -6,12 +6,14 @@ import { IDEMPOTENCY_KEY_PATTERN } from '../core/idempotency.ts';
 
 export const Id = Type.String({ pattern: ID_PATTERN, minLength: 1, maxLength: 128, description: '1-128 chars from [A-Za-z0-9_.:-]' });
 const Count = Type.Integer({ minimum: 0, maximum: MAX_STOCK });
+// Display text: any characters but control characters (PostgreSQL text cannot even hold NUL).
+const Text = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const Instant = Type.Union([Type.String({ maxLength: 64, description: 'ISO-8601 instant with a zone' }), Type.Null()]);
 
 export const Prize = Type.Object(
   {
     id: Id,
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Text,
     stock: Count,
     weight: Type.Integer({ minimum: 0, maximum: MAX_STOCK }),
   },
@@ -22,7 +24,7 @@ export const CreateCampaignBody = Type.Object(
   {
     id: Type.Optional(Id),
     kind: Type.Optional(Type.Union([Type.Literal('coupon'), Type.Literal('lottery')], { default: 'coupon' })),
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Text,
     stock: Type.Optional(Count),
     prizes: Type.Optional(Type.Array(Prize, { maxItems: 100 })),
     missWeight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_STOCK })),
