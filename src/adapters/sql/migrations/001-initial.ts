@@ -1,16 +1,11 @@
 // Campaigns, claims, per-user counters and idempotency keys: the durable guards of issue #2.
 import type { SqlFamily } from '../connect.ts';
-
-function types(family: SqlFamily) {
-  return family === 'pg'
-    ? { id: 'varchar(128) COLLATE "C"', key: 'varchar(255) COLLATE "C"', text: 'text', table: '' }
-    : { id: 'varchar(128) CHARACTER SET ascii COLLATE ascii_bin', key: 'varchar(255) CHARACTER SET ascii COLLATE ascii_bin', text: 'mediumtext', table: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin' };
-}
+import { columnTypes } from './column-types.ts';
 
 export const initial = {
   name: '001-initial',
   statements(family: SqlFamily): string[] {
-    const t = types(family);
+    const t = columnTypes(family);
     return [
       `CREATE TABLE campaigns (
         id ${t.id} NOT NULL PRIMARY KEY,

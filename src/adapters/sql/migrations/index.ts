@@ -3,13 +3,14 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { SqlFamily } from '../connect.ts';
 import { initial } from './001-initial.ts';
+import { lockFences } from './002-lock-fences.ts';
 
 export interface SqlMigration {
   name: string;
   statements(family: SqlFamily): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences];
 
 export function kyselyMigrations(family: SqlFamily): Record<string, Migration> {
   const out: Record<string, Migration> = {};

@@ -1,0 +1,21 @@
+// Public API of the lock library (named exports only).
+export * from './errors.ts';
+export { ScriptCode, errorForCode } from './codes.ts';
+export { DEFAULT_LOCK_OPTIONS, type AcquireOptions, type LockDefaults } from './options.ts';
+export type { Lease, LockProvider, LockBackend, LockEvent, LockEventHook, UsingCallback, AttemptResult, ExtendResult, ReleaseResult, WakeSubscription } from './types.ts';
+export { NOOP_LOCK_METRICS, type LockMetrics } from './metrics.ts';
+export { registerLockMetrics } from './prometheus.ts';
+export { BackendLockProvider, type LockProviderOptions } from './provider.ts';
+export { MemoryLockBackend } from './memory/memory-backend.ts';
+export { createMemoryLockProvider } from './memory/memory-provider.ts';
+export { MemoryFenceAnchor } from './fence/memory-fence-anchor.ts';
+export type { FenceAnchor } from '../ports/fence-anchor.ts';
+export { RedisLockBackend, FENCE_COUNTER_BITS, type RedisLockBackendOptions } from './redis/redis-backend.ts';
+export { createRedisLockProvider, type RedisLockProviderOptions } from './redis/redis-provider.ts';
+export { RedisTimeFenceAnchor } from './redis/redis-time-fence-anchor.ts';
+export { LOCK_SCRIPTS_VERSION, lockScripts } from './redis/scripts.ts';
+export type { RedisClient, RedisSubscriber, RedisArg } from '../adapters/redis/client.ts';
+export { fromIoredis } from '../adapters/redis/ioredis.ts';
+export { fromNodeRedis, type NodeRedisLike } from '../adapters/redis/node-redis.ts';
+export { SqlFenceAnchor } from './sql/sql-fence-anchor.ts';
+export { checkFence, type FenceCheckOptions, type FenceDb } from './sql/fence-guard.ts';

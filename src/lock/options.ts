@@ -1,0 +1,58 @@
+// Lock defaults in one frozen object (units in names), overridable per call.
+
+export interface LockDefaults {
+  ttlMs: number;
+  timeoutMs: number;
+  fair: boolean;
+  autoExtend: boolean;
+  waiterTtlMs: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  driftFactor: number;
+  driftConstantMs: number;
+}
+
+export const DEFAULT_LOCK_OPTIONS: Readonly<LockDefaults> = Object.freeze({
+  /** lease duration; the watchdog renews at ttlMs / 3 */
+  ttlMs: 30_000,
+  /** how long acquire() waits before LockTimeoutError */
+  timeoutMs: 10_000,
+  /** FIFO: only the head of the waiter queue may take a free lock (default: barging allowed) */
+  fair: false,
+  /** renew the lease in the background (always on inside using()) */
+  autoExtend: false,
+  /** lease of a waiter's queue entry; refreshed every waiterTtlMs / 3 while it waits */
+  waiterTtlMs: 3_000,
+  /** fallback polling when pub/sub is unavailable: full jitter between 0 and min(max, base * 2^n) */
+  retryBaseDelayMs: 5,
+  retryMaxDelayMs: 250,
+  /** validity: a lease is refused if acquisition took longer than ttl - (ttl * driftFactor + driftConstantMs) */
+  driftFactor: 0.01,
+  driftConstantMs: 2,
+});
+
+export interface AcquireOptions extends Partial<LockDefaults> {
+  signal?: AbortSignal;
+}
+
+export interface ResolvedAcquireOptions extends LockDefaults {
+  signal: AbortSignal | undefined;
+}
+
+export function resolveOptions(defaults: LockDefaults, opts: AcquireOptions | undefined): ResolvedAcquireOptions {
+  const o: ResolvedAcquireOptions = { ...defaults, signal: undefined };
+  if (opts) {
+    for (const k in opts) {
+      const v = (opts as Record<string, unknown>)[k];
+      if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  if (!Number.isInteger(o.ttlMs) || o.ttlMs < 1) throw new RangeError(`ttlMs must be a positive integer, got ${o.ttlMs}`);
+  if (!(o.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${o.timeoutMs}`);
+  if (!Number.isInteger(o.waiterTtlMs) || o.waiterTtlMs < 3) throw new RangeError(`waiterTtlMs must be an integer >= 3, got ${o.waiterTtlMs}`);
+  return o;
+}
+
+export function driftMs(ttlMs: number, o: Pick<LockDefaults, 'driftFactor' | 'driftConstantMs'>): number {
+  return Math.floor(ttlMs * o.driftFactor) + o.driftConstantMs;
+}

@@ -1,0 +1,11 @@
+-- Appends owner to the fair queue if absent and (re)sets its lease; queue keys expire on their
+-- own once every waiter is gone.
+local function enqueueWaiter(queueKey, leasesKey, owner, now, waiterTtl)
+  if not redis.call('ZSCORE', leasesKey, owner) then
+    redis.call('RPUSH', queueKey, owner)
+  end
+  redis.call('ZADD', leasesKey, now + waiterTtl, owner)
+  local keep = waiterTtl * 2
+  if redis.call('PTTL', queueKey) < keep then redis.call('PEXPIRE', queueKey, keep) end
+  if redis.call('PTTL', leasesKey) < keep then redis.call('PEXPIRE', leasesKey, keep) end
+end

@@ -1,0 +1,72 @@
+// The lock library's public contracts: the provider, the lease handle, events, and the
+// narrow backend interface each store (memory, Redis, later Sentinel/Cluster/Redlock/etcd) implements.
+import type { AcquireOptions } from './options.ts';
+import type { LockError, LockLostError } from './errors.ts';
+
+export interface Lease extends AsyncDisposable {
+  readonly key: string;
+  readonly ownerId: string;
+  /** strictly greater than any earlier fence for this key; pass it to fenced writes */
+  readonly fence: bigint;
+  /** ms since epoch; conservative client-side estimate (acquisition start + ttl - drift) */
+  readonly expiresAt: number;
+  /** aborts (reason: LockLostError) when the lock is lost or can no longer be proven held */
+  readonly signal: AbortSignal;
+  /** renews to ttlMs (default: the acquisition's ttl); throws LockLostError if the lock is gone */
+  extend(ttlMs?: number): Promise<void>;
+  /** idempotent; the lock is released when every handle from reenter() is released */
+  release(): Promise<void>;
+  /** a child handle on the same acquisition (opt-in reentrancy, scoped to this lease) */
+  reenter(): Lease;
+}
+
+export type UsingCallback<T> = (signal: AbortSignal, lease: Lease) => Promise<T>;
+
+export interface LockProvider {
+  readonly backend: string;
+  /** waits up to timeoutMs; throws LockTimeoutError, LockAbortedError, LockValidityError, LockBackendError */
+  acquire(key: string, opts?: AcquireOptions): Promise<Lease>;
+  /** one attempt; null when another owner holds the lock */
+  tryAcquire(key: string, opts?: AcquireOptions): Promise<Lease | null>;
+  /** acquire with automatic renewal, run fn, release on exit; returns fn's value */
+  using<T>(key: string, opts: AcquireOptions | undefined, fn: UsingCallback<T>): Promise<T>;
+  /** stops background work and closes connections the provider opened (not the client it was given) */
+  close(): Promise<void>;
+}
+
+export type LockEvent =
+  | { type: 'lost'; key: string; ownerId: string; fence: bigint; error: LockLostError }
+  | { type: 'renewFailed'; key: string; ownerId: string; error: unknown }
+  | { type: 'releaseFailed'; key: string; ownerId: string; error: unknown }
+  | { type: 'waitFallback'; key: string; error: unknown }
+  | { type: 'epochInstalled'; epoch: bigint; installed: boolean }
+  | { type: 'backendError'; error: unknown };
+
+export type LockEventHook = (event: LockEvent) => void;
+
+export type AttemptResult =
+  | { acquired: true; fence: bigint }
+  | { acquired: false; retryAfterMs: number };
+
+export type ReleaseResult = 'released' | 'notHeld' | 'notOwner';
+export type ExtendResult = 'extended' | 'notHeld' | 'notOwner';
+
+export interface WakeSubscription {
+  close(): void;
+}
+
+/** What a store must provide; the generic provider adds waiting, leases, watchdog, validity and metrics. */
+export interface LockBackend {
+  readonly name: string;
+  /** queued: an earlier attempt of this acquisition may have put the caller in the waiter queue */
+  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
+  extend(key: string, ownerId: string, ttlMs: number): Promise<ExtendResult>;
+  release(key: string, ownerId: string): Promise<ReleaseResult>;
+  refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void>;
+  leaveQueue(key: string, ownerId: string): Promise<void>;
+  /** wake-ups for key: payload '*' (anyone) or the owner id of the fair queue's head. Throws if unavailable. */
+  subscribe(key: string, onWake: (payload: string) => void): Promise<WakeSubscription>;
+  close(): Promise<void>;
+}
+
+export type { LockError };

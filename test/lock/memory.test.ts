@@ -1,0 +1,12 @@
+// Runs the lock contract on the in-process provider.
+import { lockContract } from './contract.ts';
+import { BackendLockProvider, MemoryLockBackend } from '../../src/lock/index.ts';
+
+lockContract('memory', async () => {
+  const backend = new MemoryLockBackend();
+  return {
+    make: (opts) => new BackendLockProvider(backend, opts),
+    backend: () => backend,
+    close: () => backend.close(),
+  };
+});

@@ -1,0 +1,161 @@
+// The SQL side of fencing: the durable SqlFenceAnchor and the store-side checkFence, on PGlite
+// always and on PostgreSQL / MariaDB when `npm test` provides them (each in a private schema).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { Redis } from 'ioredis';
+import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
+import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
+import { checkFence, createRedisLockProvider, fromIoredis, SqlFenceAnchor, StaleFenceError } from '../../src/lock/index.ts';
+import { startRedis } from '../helpers/servers.ts';
+
+interface Db {
+  name: string;
+  open(): Promise<{ conn: SqlConnection; reopen(): Promise<SqlConnection>; drop(): Promise<void> }>;
+}
+
+const suffix = () => `lockf_${process.pid}_${randomBytes(3).toString('hex')}`;
+
+async function createTable(conn: SqlConnection, ddl: string) {
+  await sql.raw(conn.family === 'mysql' ? ddl.replace(/^CREATE TABLE/, 'CREATE TEMPORARY TABLE') : ddl).execute(conn.db);
+}
+
+async function schema(conn: SqlConnection) {
+  for (const stmt of lockFences.statements(conn.family)) await createTable(conn, stmt);
+}
+
+const DBS: Db[] = [
+  {
+    name: 'pglite',
+    async open() {
+      const conn = await connectSql({ url: 'memory://', poolSize: 1, timeoutMs: 5_000 });
+      await schema(conn);
+      return { conn, reopen: async () => conn, drop: () => conn.db.destroy() };
+    },
+  },
+];
+if (process.env.DATABASE_URL_PG) {
+  const base = process.env.DATABASE_URL_PG;
+  DBS.push({
+    name: 'postgres',
+    async open() {
+      const name = suffix();
+      const admin = await connectSql({ url: base, poolSize: 1, timeoutMs: 5_000 });
+      try {
+        await sql.raw(`CREATE SCHEMA ${name}`).execute(admin.db);
+      } catch (error) {
+        await admin.db.destroy();
+        throw error;
+      }
+      const url = `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${name}`)}`;
+      const open = () => connectSql({ url, poolSize: 4, timeoutMs: 5_000 });
+      const conns = [await open()];
+      await schema(conns[0]!);
+      return {
+        conn: conns[0]!,
+        reopen: async () => {
+          const c = await open();
+          conns.push(c);
+          return c;
+        },
+        drop: async () => {
+          for (const c of conns) await c.db.destroy();
+          await sql.raw(`DROP SCHEMA ${name} CASCADE`).execute(admin.db);
+          await admin.db.destroy();
+        },
+      };
+    },
+  });
+}
+if (process.env.DATABASE_URL_MYSQL) {
+  const base = process.env.DATABASE_URL_MYSQL;
+  // The test user may not create databases: TEMPORARY tables on a one-connection pool are
+  // private to this test and vanish with it.
+  DBS.push({
+    name: 'mysql',
+    async open() {
+      const conn = await connectSql({ url: base, poolSize: 1, timeoutMs: 5_000 });
+      await schema(conn);
+      return { conn, reopen: async () => conn, drop: () => conn.db.destroy() };
+    },
+  });
+}
+
+for (const d of DBS) {
+  describe(`SQL fencing (${d.name})`, () => {
+    let h: Awaited<ReturnType<Db['open']>>;
+    before(async () => {
+      h = await d.open();
+    });
+    after(async () => {
+      await h.drop();
+    });
+
+    it('SqlFenceAnchor issues strictly increasing, durable epochs, also under concurrency', async () => {
+      const a = new SqlFenceAnchor(h.conn.db, h.conn.family, 'anchor-test');
+      assert.equal(await a.nextEpoch(), 1n);
+      assert.equal(await a.nextEpoch(), 2n);
+      const many = await Promise.all(Array.from({ length: 20 }, () => a.nextEpoch()));
+      assert.equal(new Set(many).size, 20);
+      assert.ok(many.every((e) => e > 2n && e <= 22n));
+      const again = new SqlFenceAnchor((await h.reopen()).db, h.conn.family, 'anchor-test');
+      assert.equal(await again.nextEpoch(), 23n, 'another connection continues the sequence');
+      assert.equal(await new SqlFenceAnchor(h.conn.db, h.conn.family, 'other').nextEpoch(), 1n, 'one sequence per name');
+      await assert.rejects(a.nextEpoch(AbortSignal.abort()));
+    });
+
+    it('checkFence accepts equal or newer fences and rejects older ones (counted)', async () => {
+      let rejected = 0;
+      const metrics = { fenceRejected: () => rejected++ };
+      const big = (1_700_000_000_000n << 40n) | 7n; // a Redis TIME-anchor sized fence (> 2^64)
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, { metrics });
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, { metrics });
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 9n, { metrics });
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', 8n, { metrics }), (e: unknown) => e instanceof StaleFenceError && e.code === 'LOCK_STALE_FENCE');
+      await checkFence(h.conn.db, h.conn.family, 'res:a', big, { metrics });
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', big - 1n, { metrics }), StaleFenceError);
+      await checkFence(h.conn.db, h.conn.family, 'res:b', 1n);
+      assert.equal(rejected, 2);
+    });
+
+    it('a stale transaction rolls back its fenced write', async () => {
+      await createTable(h.conn, 'CREATE TABLE fenced_things (id varchar(32) PRIMARY KEY, v integer NOT NULL)');
+      await sql`INSERT INTO fenced_things (id, v) VALUES ('x', 0)`.execute(h.conn.db);
+      const write = (fence: bigint, v: number) =>
+        h.conn.db.transaction().execute(async (trx) => {
+          await checkFence(trx, h.conn.family, 'thing:x', fence);
+          await sql`UPDATE fenced_things SET v = ${v} WHERE id = 'x'`.execute(trx);
+        });
+      await write(10n, 1);
+      await assert.rejects(write(3n, 2), StaleFenceError);
+      const r = await sql<{ v: number }>`SELECT v FROM fenced_things WHERE id = 'x'`.execute(h.conn.db);
+      assert.equal(Number(r.rows[0]!.v), 1);
+    });
+  });
+}
+
+describe('Redis lock provider with the SQL anchor', () => {
+  it('keeps fences monotonic and small across FLUSHALL', async () => {
+    const server = await startRedis();
+    const conn = await connectSql({ url: 'memory://', poolSize: 1, timeoutMs: 5_000 });
+    const redis = new Redis(server.url);
+    try {
+      await schema(conn);
+      const p = createRedisLockProvider({ client: fromIoredis(redis), fenceAnchor: new SqlFenceAnchor(conn.db, conn.family, 'allot:lock:') });
+      const a = await p.acquire('k', { ttlMs: 1_000 });
+      await a.release();
+      assert.equal(a.fence, (1n << 40n) | 1n);
+      await redis.flushall();
+      const b = await p.acquire('k', { ttlMs: 1_000 });
+      await b.release();
+      assert.equal(b.fence, (2n << 40n) | 1n);
+      assert.ok(b.fence < 2n ** 63n);
+      await p.close();
+    } finally {
+      redis.disconnect();
+      await conn.db.destroy();
+      await server.destroy();
+    }
+  });
+});
