@@ -39,7 +39,7 @@ export async function serve(o: DbFlags & { port?: string; host?: string }, versi
     '',
     `  allot ${version} listening on ${url}`,
     `  database   ${service.dialect}  ${service.displayUrl}`,
-    '  locks      in-process',
+    `  locks      ${service.locks.kind}${service.locks.displayUrl ? `  ${service.locks.displayUrl}` : ''}`,
     `  data dir   ${config.dataDir}`,
     token.generated
       ? `  admin token ${token.token}   (generated now and stored in ${token.path}; shown only this once)`

@@ -111,6 +111,9 @@ export class ClaimEngine {
     try {
       outcome = await this.decide(campaign, userId, key, owner, signal);
     } catch (err) {
+      // Our key lease ran out and a retry took the key over: our transaction rolled back, the
+      // retry decides the outcome, and the key is no longer ours to touch.
+      if (err instanceof AllotError && err.code === 'IDEMPOTENCY_IN_PROGRESS') return refusal('IDEMPOTENCY_IN_PROGRESS', 'idempotency_conflict');
       // Nothing was issued (or, for an unknown commit outcome, the key settles it): give the key
       // back so a retry runs at once, unless the outcome is unknown.
       const unknown = err instanceof AllotError && err.details?.outcome === 'unknown';

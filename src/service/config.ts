@@ -12,6 +12,9 @@ export interface Config {
   databaseUrl: string;
   dbPoolSize: number;
   dbTimeoutMs: number;
+  /** Redis for distributed locks; undefined means in-process locks. */
+  locksUrl: string | undefined;
+  lockPrefix: string;
   adminToken: string | undefined;
   metricsToken: string | undefined;
   defaultStrategy: string;
@@ -36,6 +39,9 @@ export const SETTINGS = [
   ['DATABASE_URL', '(embedded PGlite in ALLOT_DATA_DIR)', 'postgres://…, mysql://… (MariaDB/MySQL), pglite://DIR or memory://'],
   ['DB_POOL_SIZE', '10', 'connections per instance to a server database'],
   ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
+  ['REDIS_URL', '(none: in-process locks)', 'Redis for distributed locks (the redis-lock strategy) and lock metrics'],
+  ['LOCKS_URL', '(REDIS_URL)', 'Redis for locks when it differs from REDIS_URL'],
+  ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],
   ['ALLOT_ADMIN_TOKEN', '(generated at first start)', 'bearer token for /v1'],
   ['ALLOT_METRICS_TOKEN', '(none: /metrics is open)', 'bearer token required by /metrics'],
   ['ALLOT_DEFAULT_STRATEGY', DEFAULT_STRATEGY, `claim strategy of campaigns that name none (${strategyNames().join(', ')})`],
@@ -87,6 +93,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const adminToken = get('ALLOT_ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) problems.push('ALLOT_ADMIN_TOKEN must be at least 16 characters');
   const metricsToken = get('ALLOT_METRICS_TOKEN');
+  const locksUrl = get('LOCKS_URL') ?? get('REDIS_URL');
+  if (locksUrl !== undefined && !/^rediss?:\/\//.test(locksUrl)) problems.push(`${get('LOCKS_URL') ? 'LOCKS_URL' : 'REDIS_URL'}=${locksUrl} must be a redis:// or rediss:// URL`);
+  const lockPrefix = get('ALLOT_LOCK_PREFIX') ?? 'allot:lock:';
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(lockPrefix)) problems.push('ALLOT_LOCK_PREFIX must be 1-64 characters from [A-Za-z0-9_.:-]');
 
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
@@ -95,6 +105,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl,
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
     dbTimeoutMs: int('DB_TIMEOUT_MS', 5000, 100, 600_000),
+    locksUrl,
+    lockPrefix,
     adminToken,
     metricsToken,
     defaultStrategy,

@@ -9,13 +9,15 @@ import type { Claim } from '../core/claim.ts';
 import { AllotError } from '../core/errors.ts';
 import type { AuditCheck, ClaimStore } from '../ports/claim-store.ts';
 import type { Clock, IdSource } from '../ports/clock.ts';
-import { getStrategy } from '../strategies/index.ts';
+import type { ClaimStrategy } from '../ports/claim-strategy.ts';
+import { createStrategies } from '../strategies/index.ts';
 import { ClaimEngine, type ClaimOutcome } from './claim-engine.ts';
 import type { Config } from './config.ts';
+import { openLocks, type ServiceLocks } from './locks.ts';
 import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
-  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>;
+  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix'>>;
   clock?: Clock;
   ids?: IdSource;
   /** Run migrations on start (default true). */
@@ -30,24 +32,27 @@ export interface Page<T> {
 
 export class AllotService {
   readonly engine: ClaimEngine;
-  readonly metrics: ServiceMetrics;
   readonly dialect: string;
+
+  private readonly strategies: ReadonlyMap<string, ClaimStrategy>;
 
   private constructor(
     readonly store: ClaimStore,
-    private readonly conn: SqlConnection | null,
+    private readonly conn: SqlConnection,
+    readonly locks: ServiceLocks,
+    readonly metrics: ServiceMetrics,
     private readonly opts: ServiceOptions,
     private readonly clock: Clock,
     private readonly ids: IdSource,
     readonly migrations: MigrateReport,
   ) {
     this.dialect = store.dialect;
-    this.metrics = createMetrics();
+    this.strategies = createStrategies({ locks: locks.provider });
     this.engine = new ClaimEngine({
       store,
       clock,
       ids,
-      strategyFor: getStrategy,
+      strategyFor: (name) => this.strategies.get(name),
       onResult: (result, ms) => this.metrics.observeClaim(result, ms),
     });
   }
@@ -61,7 +66,10 @@ export class AllotService {
     });
     try {
       const report = opts.migrate === false ? { applied: [] } : await migrateToLatest(conn);
-      return new AllotService(new SqlClaimStore(conn), conn, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
+      const metrics = createMetrics();
+      const locks = await openLocks({ conn, url: opts.config.locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry });
+      const store = new SqlClaimStore(conn, { lockMetrics: locks.metrics });
+      return new AllotService(store, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
     } catch (err) {
       await conn.db.destroy().catch(() => undefined);
       throw err;
@@ -69,12 +77,12 @@ export class AllotService {
   }
 
   get displayUrl(): string {
-    return this.conn?.displayUrl ?? '(custom store)';
+    return this.conn.displayUrl;
   }
 
   async createCampaign(input: NewCampaign): Promise<Campaign> {
     const strategyName = input.strategy ?? this.opts.config.defaultStrategy;
-    const strategy = getStrategy(strategyName);
+    const strategy = this.strategies.get(strategyName);
     if (!strategy) throw new AllotError('VALIDATION_FAILED', `unknown strategy "${strategyName}"`);
     if (!strategy.safe && !this.opts.config.allowUnsafeStrategies) throw new AllotError('UNSAFE_STRATEGY');
     if (input.id !== undefined && !ID_REGEX.test(input.id)) throw new AllotError('VALIDATION_FAILED', 'id must be 1-128 characters from [A-Za-z0-9_.:-]');
@@ -119,10 +127,11 @@ export class AllotService {
 
   /** Resolves when every backend answers; throws AllotError UNAVAILABLE otherwise. */
   async ready(): Promise<void> {
-    await this.store.ping();
+    await Promise.all([this.store.ping(), this.locks.ping()]);
   }
 
   async close(): Promise<void> {
+    await this.locks.close().catch(() => undefined);
     await this.store.close();
   }
 }

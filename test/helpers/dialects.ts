@@ -24,4 +24,4 @@ export function dialects(opts: { servers?: boolean } = {}): DialectCase[] {
   return ALL.filter((d) => (only ? only.includes(d.name) : true)).filter((d) => (opts.servers ? d.name !== 'pglite' : true));
 }
 
-export const STRATEGIES = ['conditional', 'pessimistic'] as const;
+export const STRATEGIES = ['conditional', 'pessimistic', 'redis-lock'] as const;

@@ -16,7 +16,7 @@ for (const d of dialects()) {
     let now = T0;
     before(async () => {
       service = await AllotService.open({
-        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix: `test-${randomUUID().slice(0, 8)}:` },
         clock: { now: () => now },
       });
     });

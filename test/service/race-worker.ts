@@ -4,6 +4,8 @@ import { AllotService } from '../../src/service/service.ts';
 
 interface Job {
   url: string;
+  locksUrl?: string;
+  lockPrefix?: string;
   campaignId: string;
   claims: Array<{ userId: string; key: string | null }>;
 }
@@ -20,7 +22,7 @@ const send = (msg: unknown) => new Promise<void>((resolve) => process.send!(msg,
 
 process.once('message', async (job: Job) => {
   const service = await AllotService.open({
-    config: { databaseUrl: job.url, dbPoolSize: 10, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+    config: { databaseUrl: job.url, dbPoolSize: 10, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: job.locksUrl, lockPrefix: job.lockPrefix },
     migrate: false,
   });
   await send({ type: 'ready' });
@@ -32,8 +34,8 @@ process.once('message', async (job: Job) => {
           for (let attempt = 0; ; attempt++) {
             const out = await service.claim(job.campaignId, c.userId, c.key);
             const code = (out.body as { error?: { code?: string } }).error?.code;
-            if (code !== 'IDEMPOTENCY_IN_PROGRESS' || attempt >= 200) return { ...c, status: out.status, body: out.body };
-            await new Promise((r) => setTimeout(r, 10));
+            if (code !== 'IDEMPOTENCY_IN_PROGRESS' || attempt >= 600) return { ...c, status: out.status, body: out.body };
+            await new Promise((r) => setTimeout(r, 50));
           }
         } catch (err) {
           const cause = (err as Error & { cause?: Error })?.cause;

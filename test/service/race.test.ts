@@ -43,7 +43,7 @@ function once(child: ChildProcess, type: string): Promise<{ type: string; result
   });
 }
 
-async function race(url: string, campaignId: string): Promise<Result[]> {
+async function race(url: string, campaignId: string, lockPrefix: string): Promise<Result[]> {
   const claims: Array<{ userId: string; key: string | null }> = [];
   for (let u = 0; u < USERS; u++) {
     const userId = `user-${u}`;
@@ -60,7 +60,7 @@ async function race(url: string, campaignId: string): Promise<Result[]> {
   try {
     const share = (i: number) => claims.filter((_, j) => j % WORKERS === i);
     const ready = children.map((c) => once(c, 'ready'));
-    children.forEach((c, i) => c.send({ url, campaignId, claims: share(i) }));
+    children.forEach((c, i) => c.send({ url, locksUrl: process.env.REDIS_URL, lockPrefix, campaignId, claims: share(i) }));
     await Promise.all(ready);
     const done = children.map((c) => once(c, 'done'));
     for (const c of children) c.send('go');
@@ -73,9 +73,10 @@ async function race(url: string, campaignId: string): Promise<Result[]> {
 for (const d of dialects({ servers: true })) {
   describe(`race on ${d.name}`, () => {
     let service: AllotService;
+    const lockPrefix = `race-${randomUUID().slice(0, 8)}:`;
     before(async () => {
       service = await AllotService.open({
-        config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+        config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix },
       });
     });
     after(async () => {
@@ -86,7 +87,7 @@ for (const d of dialects({ servers: true })) {
       test(`${strategy}: ${WORKERS} processes, ${USERS * 2} claims, stock ${STOCK}`, async () => {
         const id = `race-${strategy}-${randomUUID().slice(0, 8)}`;
         await service.createCampaign({ id, kind: 'coupon', name: 'race', stock: STOCK, strategy });
-        const results = await race(d.url(), id);
+        const results = await race(d.url(), id, lockPrefix);
         assert.equal(results.length, USERS * 2);
         const failures = results.filter((r) => r.status === 0 || r.status >= 500);
         assert.deepEqual(failures, [], 'no claim failed with an error');

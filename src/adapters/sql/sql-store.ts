@@ -7,6 +7,9 @@ import type { Claim } from '../../core/claim.ts';
 import { AllotError, TransientConflictError } from '../../core/errors.ts';
 import type { StoredResponse } from '../../core/idempotency.ts';
 import type { AuditCheck, ClaimStore, ClaimTx, IdempotencyBegin, UserCounter, UserLimits } from '../../ports/claim-store.ts';
+import type { FencedTx } from '../../ports/fence-anchor.ts';
+import { checkFence } from '../../lock/sql/fence-guard.ts';
+import type { LockMetrics } from '../../lock/metrics.ts';
 import type { SqlConnection, SqlFamily } from './connect.ts';
 import { isRetryable, isUnavailable, isUniqueViolation } from './errors.ts';
 import { runAudit } from './sql-audit.ts';
@@ -58,11 +61,17 @@ function ensureUserRow(family: SqlFamily, campaignId: string, userId: string, da
     : sql`INSERT INTO user_claims (campaign_id, user_id, total, utc_day, day_count) VALUES (${campaignId}, ${userId}, 0, ${day}, 0) ON DUPLICATE KEY UPDATE total = total`;
 }
 
-class SqlClaimTx implements ClaimTx {
+class SqlClaimTx implements ClaimTx, FencedTx {
   constructor(
     private readonly trx: Db,
     private readonly family: SqlFamily,
+    private readonly lockMetrics: LockMetrics | undefined,
   ) {}
+
+  /** Raises the resource's fence in lock_fences or throws StaleFenceError (the row stays locked to commit). */
+  async checkFence(resource: string, fence: bigint): Promise<void> {
+    await checkFence(this.trx, this.family, resource, fence, this.lockMetrics ? { metrics: this.lockMetrics } : {});
+  }
 
   async takeStock(campaignId: string, n: number): Promise<boolean> {
     return (await affected(this.trx, sql`UPDATE campaigns SET issued = issued + ${n} WHERE id = ${campaignId} AND issued + ${n} <= stock`)) === 1;
@@ -148,7 +157,10 @@ export class SqlClaimStore implements ClaimStore {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly db: Kysely<any>;
 
-  constructor(conn: SqlConnection) {
+  private readonly lockMetrics: LockMetrics | undefined;
+
+  constructor(conn: SqlConnection, opts: { lockMetrics?: LockMetrics } = {}) {
+    this.lockMetrics = opts.lockMetrics;
     this.dialect = conn.dialect;
     this.family = conn.family;
     this.db = conn.db;
@@ -158,7 +170,7 @@ export class SqlClaimStore implements ClaimStore {
     let bodyDone = false;
     try {
       return await this.db.transaction().execute(async (trx) => {
-        const out = await fn(new SqlClaimTx(trx, this.family));
+        const out = await fn(new SqlClaimTx(trx, this.family, this.lockMetrics));
         bodyDone = true;
         return out;
       });

@@ -11,11 +11,12 @@ export const opsRoutes: FastifyPluginAsync<{ service: AllotService; metricsToken
   app.get('/readyz', { schema: { tags: ['operations'], summary: 'Every backend answers', security: [] } }, async (req, reply) => {
     try {
       await service.ready();
-      return { status: 'ready', backends: { database: 'ok' }, dialect: service.dialect };
+      return { status: 'ready', backends: { database: 'ok', locks: service.locks.kind === 'redis' ? 'ok' : 'in-process' }, dialect: service.dialect };
     } catch (err) {
       req.log.warn({ err }, 'not ready');
       reply.header('retry-after', '1');
-      return reply.code(503).send(errorBody('UNAVAILABLE', 'The database does not answer.', { backends: { database: 'down' } }));
+      const redisDown = (err as { details?: { backend?: string } }).details?.backend === 'redis';
+      return reply.code(503).send(errorBody('UNAVAILABLE', redisDown ? 'Redis (locks) does not answer.' : 'The database does not answer.', { backends: redisDown ? { locks: 'down' } : { database: 'down' } }));
     }
   });
 

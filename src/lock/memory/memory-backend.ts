@@ -15,9 +15,14 @@ export class MemoryLockBackend implements LockBackend {
   readonly #queues = new Map<string, Map<string, number>>();
   readonly #listeners = new Map<string, Set<(payload: string) => void>>();
   readonly #now: () => number;
+  readonly #fenceBase: bigint;
 
-  constructor(opts: { now?: () => number } = {}) {
+  /** fenceBase: fences start above it. A process that fences durable writes passes
+   * (epoch << 40n) with a fresh epoch from a FenceAnchor, so its fences outrank any earlier
+   * process's (in-memory counters restart at every start). */
+  constructor(opts: { now?: () => number; fenceBase?: bigint } = {}) {
     this.#now = opts.now ?? Date.now;
+    this.#fenceBase = opts.fenceBase ?? 0n;
   }
 
   #holder(key: string, now: number): Held | undefined {
@@ -70,7 +75,7 @@ export class MemoryLockBackend implements LockBackend {
       q.delete(ownerId);
       if (q.size === 0) this.#queues.delete(key);
     }
-    const fence = (this.#fences.get(key) ?? 0n) + 1n;
+    const fence = (this.#fences.get(key) ?? this.#fenceBase) + 1n;
     this.#fences.set(key, fence);
     this.#locks.set(key, { owner: ownerId, expiresAt: now + ttlMs });
     return { acquired: true, fence };
