@@ -1,0 +1,13 @@
+// allot's public library API (named exports only). The lock library is also its own entry
+// point, `allot/lock`.
+export { AllotService, type ServiceOptions, type Page } from './service/service.ts';
+export { loadConfig, ConfigError, SETTINGS, type Config } from './service/config.ts';
+export { buildApp, type AppOptions } from './http/app.ts';
+export { AllotError, ERRORS, errorBody, isAllotError, type ErrorCode } from './core/errors.ts';
+export type { Campaign, CampaignView, NewCampaign } from './core/campaign.ts';
+export type { Claim, ClaimView } from './core/claim.ts';
+export type { ClaimOutcome, ClaimResult } from './service/claim-engine.ts';
+export type { ClaimStrategy, ClaimRequest } from './ports/claim-strategy.ts';
+export type { ClaimStore, ClaimTx } from './ports/claim-store.ts';
+export { createStrategies, strategyNames, DEFAULT_STRATEGY } from './strategies/index.ts';
+export * from './lock/index.ts';
