@@ -5,19 +5,20 @@
 //
 //   npm run bench                       all backends (starts private PostgreSQL and MariaDB)
 //   BENCH_SECONDS=10 BENCH_CONNECTIONS=64 npm run bench
-//   BENCH_BACKENDS=pglite npm run bench
+//   BENCH_BACKENDS=pglite BENCH_STRATEGIES=conditional npm run bench
+// The redis-lock strategy uses a Redis (REDIS_URL, or a private one the bench starts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, startMariadb, startPostgres, type TestServer } from '../scripts/servers.ts';
+import { freePort, startMariadb, startPostgres, startRedis, type TestServer } from '../scripts/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const POOL = Number(process.env.BENCH_DB_POOL ?? 16);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres,mysql').split(',');
-const STRATEGIES = ['conditional', 'pessimistic'];
+const STRATEGIES = (process.env.BENCH_STRATEGIES ?? 'conditional,pessimistic,redis-lock').split(',');
 const TOKEN = 'bench-token-0123456789abcdefghij';
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -42,9 +43,11 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-async function startService(databaseUrl: string | undefined, dataDir: string): Promise<{ url: string; child: ChildProcess }> {
+async function startService(databaseUrl: string | undefined, dataDir: string, redisUrl: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ALLOT_DATA_DIR: dataDir, ALLOT_ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'warn', DB_POOL_SIZE: String(POOL) };
+  env.REDIS_URL = redisUrl; // the redis-lock strategy's locks
+  delete env.LOCKS_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   else delete env.DATABASE_URL;
   const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -119,6 +122,7 @@ async function main(): Promise<void> {
   const servers: TestServer[] = [];
   const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-'));
   try {
+    const redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
     for (const backend of BACKENDS) {
       let dbUrl: string | undefined;
       if (backend === 'postgres') {
@@ -128,7 +132,7 @@ async function main(): Promise<void> {
       } else if (backend !== 'pglite') {
         throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
       }
-      const svc = await startService(dbUrl, join(dataDir, backend));
+      const svc = await startService(dbUrl, join(dataDir, backend), redisUrl);
       try {
         for (const strategy of STRATEGIES) {
           log(`${backend} / ${strategy}: ${CONNECTIONS} connections for ${SECONDS} s ...`);
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
     seconds: SECONDS,
     connections: CONNECTIONS,
     dbPool: POOL,
-    note: 'One hot campaign, every request a new user (all succeed). Service and load generator are separate processes on one 2-core machine; figures are noisy, compare ratios within one run.',
+    note: 'One hot campaign, every request a new user (all succeed). Service, load generator and database servers share one 2-core machine; figures are noisy, compare ratios within one run. redis-lock uses a local Redis for its per-user locks.',
   };
   const out = join(ROOT, 'bench/results');
   writeFileSync(join(out, 'claims-baseline.json'), `${JSON.stringify({ meta, rows }, null, 2)}\n`);
