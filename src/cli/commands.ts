@@ -89,3 +89,19 @@ export async function campaignList(o: DbFlags & { limit: string; cursor?: string
   const page = await withService(o, (s) => s.listCampaigns(limit, o.cursor ?? null));
   print({ campaigns: page.items.map(campaignView), nextCursor: page.nextCursor });
 }
+
+/** "36h", "7d", "90m" -> ms. */
+export function parseAge(raw: string): number {
+  const m = /^(\d{1,6})(m|h|d)$/.exec(raw);
+  if (!m) throw new AllotError('VALIDATION_FAILED', `--older-than must look like 90m, 36h or 7d, got "${raw}"`);
+  return Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'm' | 'h' | 'd'];
+}
+
+export async function keysPurge(o: DbFlags & { olderThan: string }): Promise<void> {
+  const age = parseAge(o.olderThan);
+  const deleted = await withService(o, (s) =>
+    s.purgeIdempotencyKeys(age, (n) => process.stderr.write(`\rdeleted ${n} key(s)…`)),
+  );
+  process.stderr.write('\n');
+  process.stdout.write(`deleted ${deleted} idempotency key(s) older than ${o.olderThan}\n`);
+}

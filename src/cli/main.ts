@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { isAllotError } from '../core/errors.ts';
 import { ConfigError } from '../service/config.ts';
-import { auditCommand, campaignCreate, campaignGet, campaignList, migrateCommand } from './commands.ts';
+import { auditCommand, campaignCreate, campaignGet, campaignList, keysPurge, migrateCommand } from './commands.ts';
 import { serve } from './serve.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,6 +32,11 @@ dbOptions(program.command('migrate').description('bring the database schema up t
 dbOptions(program.command('audit').description('check the invariants of one campaign; exits 1 if any fails').argument('<campaignId>'))
   .option('--json', 'print JSON')
   .action((id, o) => auditCommand(id, o));
+
+const keys = program.command('keys').description('idempotency keys');
+dbOptions(keys.command('purge').description('delete idempotency keys older than an age (at least 24h, the API\'s retention promise)'))
+  .option('--older-than <age>', 'age such as 36h, 7d or 90m', '7d')
+  .action((o) => keysPurge(o));
 
 const campaign = program.command('campaign').description('create, get and list campaigns');
 dbOptions(campaign.command('create').description('create a coupon campaign'))

@@ -39,11 +39,6 @@ export interface IdempotencyBegin {
   response?: StoredResponse;
 }
 
-export interface ListPage<T> {
-  items: T[];
-  nextCursor: string | null;
-}
-
 export interface AuditCheck {
   name: string;
   ok: boolean;
@@ -67,6 +62,9 @@ export interface ClaimStore {
   /** Gives a key back after a failure that issued nothing, so a retry can run at once. */
   abandonIdempotency(campaignId: string, key: string, owner: string): Promise<void>;
   audit(campaignId: string): Promise<AuditCheck[]>;
+  /** Deletes idempotency keys created before `beforeMs` (finished ones, and running ones whose
+   * lease ran out), at most `limit`; returns how many. */
+  purgeIdempotencyKeys(beforeMs: number, nowMs: number, limit: number): Promise<number>;
   ping(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

@@ -68,17 +68,6 @@ export class ClaimEngine {
     }
   }
 
-  /** Forgets cached campaign data (tests, or an operator changing a campaign by hand). */
-  invalidate(campaignId?: string): void {
-    if (campaignId === undefined) {
-      this.campaigns.clear();
-      this.soldOut.clear();
-    } else {
-      this.campaigns.delete(campaignId);
-      this.soldOut.delete(campaignId);
-    }
-  }
-
   private async campaign(id: string): Promise<Campaign | null> {
     const hit = this.campaigns.get(id);
     if (hit) return hit;

@@ -25,6 +25,8 @@ export interface ServiceOptions {
   onPoolError?: (err: Error) => void;
 }
 
+export const MIN_KEY_RETENTION_MS = 24 * 3600 * 1000;
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -123,6 +125,20 @@ export class AllotService {
     await this.getCampaign(campaignId);
     const checks = await this.store.audit(campaignId);
     return { ok: checks.every((c) => c.ok), checks };
+  }
+
+  /** Deletes idempotency keys older than `olderThanMs` (at least 24 h, the API's promise), in
+   * batches; returns how many. */
+  async purgeIdempotencyKeys(olderThanMs: number, onProgress?: (deleted: number) => void): Promise<number> {
+    if (olderThanMs < MIN_KEY_RETENTION_MS) throw new AllotError('VALIDATION_FAILED', 'idempotency keys are kept at least 24 h; choose an age of 24h or more');
+    const now = this.clock.now();
+    let total = 0;
+    for (;;) {
+      const n = await this.store.purgeIdempotencyKeys(now - olderThanMs, now, 5000);
+      total += n;
+      onProgress?.(total);
+      if (n < 5000) return total;
+    }
   }
 
   /** Resolves when every backend answers; throws AllotError UNAVAILABLE otherwise. */

@@ -136,6 +136,19 @@ for (const d of dialects()) {
           assert.equal((await service.audit(id)).ok, true);
         });
 
+        test('purging keys past their retention keeps the audit green; under 24 h is refused', async () => {
+          const id = await newCampaign();
+          assert.equal((await claim(id, 'u1', 'old-key')).status, 201);
+          await assert.rejects(service.purgeIdempotencyKeys(3600_000), (e: Error & { code?: string }) => e.code === 'VALIDATION_FAILED');
+          now = T0 + 25 * 3600_000;
+          assert.ok((await service.purgeIdempotencyKeys(24 * 3600_000)) >= 1);
+          // The key is gone: the same request runs afresh, and the user's limit still holds.
+          const again = await claim(id, 'u1', 'old-key');
+          assert.equal(again.replayed, false);
+          assert.equal(code(again.body), 'USER_LIMIT_REACHED');
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
         test('keys are scoped per campaign', async () => {
           const a = await newCampaign();
           const b = await newCampaign();

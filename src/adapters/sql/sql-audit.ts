@@ -34,8 +34,11 @@ async function checks(db: Db, campaignId: string): Promise<AuditCheck[]> {
     WHERE u.campaign_id = ${campaignId} AND u.total <> coalesce(c.k, 0)`);
   const keysWithoutClaim = await count(db, sql`SELECT count(*) AS n FROM idempotency_keys k LEFT JOIN claims c ON c.id = k.claim_id
     WHERE k.campaign_id = ${campaignId} AND k.state = 'done' AND k.status_code = 201 AND c.id IS NULL`);
-  const claimsWithoutKey = await count(db, sql`SELECT count(*) AS n FROM claims c LEFT JOIN idempotency_keys k ON k.campaign_id = c.campaign_id AND k.idem_key = c.idem_key
-    WHERE c.campaign_id = ${campaignId} AND c.idem_key IS NOT NULL AND (k.claim_id IS NULL OR k.claim_id <> c.id OR k.state <> 'done')`);
+  // A claim's key row may be gone (purged after its retention, and perhaps taken again by a
+  // later request); the row taken before the claim, if still there, must be done and point at it.
+  const claimsWithoutKey = await count(db, sql`SELECT count(*) AS n FROM claims c JOIN idempotency_keys k
+      ON k.campaign_id = c.campaign_id AND k.idem_key = c.idem_key AND k.created_at <= c.created_at
+    WHERE c.campaign_id = ${campaignId} AND (k.claim_id IS NULL OR k.claim_id <> c.id OR k.state <> 'done')`);
   return [
     { name: 'issued<=stock', ok: issued >= 0 && issued <= stock, issued, remaining: stock - issued, stock },
     { name: 'issued=claims', ok: issued === claims, issued, claims },

@@ -272,6 +272,14 @@ export class SqlClaimStore implements ClaimStore {
     });
   }
 
+  purgeIdempotencyKeys(beforeMs: number, nowMs: number, limit: number): Promise<number> {
+    return guarded(async () => {
+      const stale = sql`created_at < ${beforeMs} AND (state = 'done' OR locked_until <= ${nowMs})`;
+      if (this.family === 'mysql') return affected(this.db, sql`DELETE FROM idempotency_keys WHERE ${stale} ORDER BY created_at LIMIT ${limit}`);
+      return affected(this.db, sql`DELETE FROM idempotency_keys WHERE (campaign_id, idem_key) IN (SELECT campaign_id, idem_key FROM idempotency_keys WHERE ${stale} ORDER BY created_at LIMIT ${limit})`);
+    });
+  }
+
   audit(campaignId: string): Promise<AuditCheck[]> {
     return guarded(() => runAudit(this.db, campaignId));
   }
