@@ -40,13 +40,33 @@ export interface ResolvedAcquireOptions extends LockDefaults {
 }
 
 export function resolveOptions(defaults: LockDefaults, opts: AcquireOptions | undefined): ResolvedAcquireOptions {
-  const o: ResolvedAcquireOptions = { ...defaults, signal: undefined };
-  if (opts) {
-    for (const k in opts) {
-      const v = (opts as Record<string, unknown>)[k];
-      if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
-    }
-  }
+  // Field by field (no spread, no for-in): one object shape, and this runs on every acquire.
+  const d = defaults;
+  const o: ResolvedAcquireOptions = opts
+    ? {
+        ttlMs: opts.ttlMs ?? d.ttlMs,
+        timeoutMs: opts.timeoutMs ?? d.timeoutMs,
+        fair: opts.fair ?? d.fair,
+        autoExtend: opts.autoExtend ?? d.autoExtend,
+        waiterTtlMs: opts.waiterTtlMs ?? d.waiterTtlMs,
+        retryBaseDelayMs: opts.retryBaseDelayMs ?? d.retryBaseDelayMs,
+        retryMaxDelayMs: opts.retryMaxDelayMs ?? d.retryMaxDelayMs,
+        driftFactor: opts.driftFactor ?? d.driftFactor,
+        driftConstantMs: opts.driftConstantMs ?? d.driftConstantMs,
+        signal: opts.signal,
+      }
+    : {
+        ttlMs: d.ttlMs,
+        timeoutMs: d.timeoutMs,
+        fair: d.fair,
+        autoExtend: d.autoExtend,
+        waiterTtlMs: d.waiterTtlMs,
+        retryBaseDelayMs: d.retryBaseDelayMs,
+        retryMaxDelayMs: d.retryMaxDelayMs,
+        driftFactor: d.driftFactor,
+        driftConstantMs: d.driftConstantMs,
+        signal: undefined,
+      };
   if (!Number.isInteger(o.ttlMs) || o.ttlMs < 1) throw new RangeError(`ttlMs must be a positive integer, got ${o.ttlMs}`);
   if (!(o.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${o.timeoutMs}`);
   if (!Number.isInteger(o.waiterTtlMs) || o.waiterTtlMs < 3) throw new RangeError(`waiterTtlMs must be an integer >= 3, got ${o.waiterTtlMs}`);

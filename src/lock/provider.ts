@@ -35,6 +35,8 @@ export class BackendLockProvider implements LockProvider {
   readonly #idPrefix = randomBytes(8).toString('hex');
   readonly #releasedAt = new Map<string, number>();
   readonly #deadlines = new DeadlineSweeper();
+  /** the resolved (and validated) defaults, shared by every call that passes no options; never mutated */
+  #resolvedDefaults: ResolvedAcquireOptions | undefined;
   #seq = 0;
 
   constructor(backend: LockBackend, opts: LockProviderOptions = {}) {
@@ -52,21 +54,26 @@ export class BackendLockProvider implements LockProvider {
       emit: (e) => this.#emit(e),
       now: this.#now,
       drift: (ttl) => driftMs(ttl, this.#defaults),
-      onReleased: (key) => {
-        this.#releasedAt.set(key, performance.now());
-        if (this.#releasedAt.size > 10_000) this.#releasedAt.clear();
-      },
+      // Handover timing is only kept when someone listens for it.
+      onReleased: this.#metrics.handover
+        ? (key) => {
+            this.#releasedAt.set(key, performance.now());
+            if (this.#releasedAt.size > 10_000) this.#releasedAt.clear();
+          }
+        : undefined,
     };
   }
 
+  #options(opts: AcquireOptions | undefined): ResolvedAcquireOptions {
+    return opts ? resolveOptions(this.#defaults, opts) : (this.#resolvedDefaults ??= resolveOptions(this.#defaults, undefined));
+  }
+
   async acquire(key: string, opts?: AcquireOptions): Promise<Lease> {
-    const o = resolveOptions(this.#defaults, opts);
-    return (await this.#acquire(key, o, true)) as Lease;
+    return (await this.#acquire(key, this.#options(opts), true)) as Lease;
   }
 
   async tryAcquire(key: string, opts?: AcquireOptions): Promise<Lease | null> {
-    const o = resolveOptions(this.#defaults, opts);
-    return this.#acquire(key, { ...o, timeoutMs: 0 }, false);
+    return this.#acquire(key, { ...this.#options(opts), timeoutMs: 0 }, false);
   }
 
   async using<T>(key: string, opts: AcquireOptions | undefined, fn: UsingCallback<T>): Promise<T> {
@@ -111,13 +118,17 @@ export class BackendLockProvider implements LockProvider {
     let sub: WakeSubscription | undefined;
     let subscribeFailed = !this.#pubsub;
     let refresher: NodeJS.Timeout | undefined;
+    // attempted: an earlier attempt may have queued the caller (or taken the lock, if its reply
+    // was lost); queued: the caller may be in the waiter queue and must leave it on exit.
+    let attempted = false;
     let queued = false;
     let backendFailures = 0;
     try {
       while (true) {
         latch?.arm();
         const attemptStart = this.#now();
-        const mayBeQueued = queued;
+        const mayBeQueued = attempted;
+        attempted = true;
         queued = true;
         // A hung backend must not hold the caller past its deadline (at least a short budget,
         // so tryAcquire still gets one real attempt).
@@ -135,9 +146,19 @@ export class BackendLockProvider implements LockProvider {
           continue;
         }
         attempts++;
+        // The fast path of a first attempt reports that it did not touch the queue.
+        if (!r.acquired && r.notQueued && !mayBeQueued) queued = false;
         if (r.acquired) {
           queued = false;
-          return await this.#grant(key, ownerId, r.fence, o, attemptStart, started, waitedMs, attempts);
+          if (this.#afterAttempt) await this.#runAfterAttempt(key);
+          const handle = new LeaseState(this.#ctx, key, ownerId, r.fence, o.ttlMs, attemptStart, o.autoExtend).open();
+          const refused = this.#refusal(key, o, attemptStart);
+          if (refused) {
+            await handle.release().catch(() => undefined);
+            throw refused;
+          }
+          if (this.#metrics.acquired || this.#metrics.handover) this.#recordAcquired(key, o, started, waitedMs, attempts);
+          return handle;
         }
         if (signal?.aborted) throw new LockAbortedError(key, signal.reason);
         if (this.#now() >= deadline) {
@@ -193,67 +214,33 @@ export class BackendLockProvider implements LockProvider {
   }
 
   #boundedAttempt(key: string, ownerId: string, o: ResolvedAcquireOptions, budgetMs: number, queued: boolean): Promise<AttemptResult> {
-    const signal = o.signal;
-    const pending = this.#be.attempt({ key, ownerId, ttlMs: o.ttlMs, fair: o.fair, waiterTtlMs: o.waiterTtlMs, queued, signal });
-    // One promise per attempt and no timer (this is the hot path; a shared sweeper watches the
-    // budgets): settles with the reply, or rejects at the budget / on abort while the late
-    // reply is cleaned up in the background.
+    const pending = this.#be.attempt({ key, ownerId, ttlMs: o.ttlMs, fair: o.fair, waiterTtlMs: o.waiterTtlMs, queued, signal: o.signal });
+    // One promise and one small object per attempt, no timer and no closures (this is the hot
+    // path; a shared sweeper watches the budgets): settles with the reply, or rejects at the
+    // budget / on abort while the late reply is cleaned up in the background.
     return new Promise<AttemptResult>((resolve, reject) => {
-      let settled = false;
-      const giveUp = (error: LockError) => {
-        if (settled) return;
-        settled = true;
-        this.#deadlines.remove(deadline);
-        signal?.removeEventListener('abort', onAbort);
-        // Whatever the late reply turns out to be, do not leave an orphaned lock behind.
-        pending.then(
-          (r) => (r.acquired ? this.#be.release(key, ownerId) : undefined),
-          () => undefined,
-        ).catch((e: unknown) => this.#emit({ type: 'backendError', error: e }));
-        reject(error);
-      };
-      const onAbort = () => giveUp(new LockAbortedError(key, signal?.reason));
-      const deadline = this.#deadlines.add(budgetMs, () => giveUp(new LockBackendError(key, 'acquire', new Error(`no reply within ${budgetMs} ms`))));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      pending.then(
-        (r) => {
-          if (settled) return;
-          settled = true;
-          this.#deadlines.remove(deadline);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(r);
-        },
-        (error: unknown) => {
-          if (settled) return;
-          settled = true;
-          this.#deadlines.remove(deadline);
-          signal?.removeEventListener('abort', onAbort);
-          reject(error instanceof LockError ? error : new LockBackendError(key, 'acquire', error));
-        },
-      );
+      new BoundedAttempt(this.#be, this.#deadlines, this.#ctx.emit, key, ownerId, o.signal, budgetMs, pending, resolve, reject);
     });
   }
 
-  async #grant(key: string, ownerId: string, fence: bigint, o: ResolvedAcquireOptions, attemptStart: number, started: number, waitedMs: number, attempts: number): Promise<Lease> {
-    if (this.#afterAttempt) {
-      try {
-        await this.#afterAttempt(key);
-      } catch {
-        // test hook only
-      }
+  async #runAfterAttempt(key: string): Promise<void> {
+    try {
+      await this.#afterAttempt?.(key);
+    } catch {
+      // test hook only
     }
-    const state = new LeaseState(this.#ctx, key, ownerId, fence, o.ttlMs, attemptStart, o.autoExtend);
-    const handle = state.open();
+  }
+
+  /** Why a lease that was just granted must be given back, if it must. */
+  #refusal(key: string, o: ResolvedAcquireOptions, attemptStart: number): LockError | undefined {
     const elapsed = this.#now() - attemptStart;
     const drift = driftMs(o.ttlMs, o);
-    if (elapsed >= o.ttlMs - drift) {
-      await handle.release().catch(() => undefined);
-      throw new LockValidityError(key, elapsed, o.ttlMs, drift);
-    }
-    if (o.signal?.aborted) {
-      await handle.release().catch(() => undefined);
-      throw new LockAbortedError(key, o.signal.reason);
-    }
+    if (elapsed >= o.ttlMs - drift) return new LockValidityError(key, elapsed, o.ttlMs, drift);
+    if (o.signal?.aborted) return new LockAbortedError(key, o.signal.reason);
+    return undefined;
+  }
+
+  #recordAcquired(key: string, o: ResolvedAcquireOptions, started: number, waitedMs: number, attempts: number): void {
     const end = this.#now();
     this.#metrics.acquired?.({ backend: this.backend, key, latencyMs: end - started, waitMs: waitedMs, attempts, fair: o.fair });
     if (attempts > 1) {
@@ -263,7 +250,6 @@ export class BackendLockProvider implements LockProvider {
         this.#metrics.handover?.({ backend: this.backend, key, latencyMs: performance.now() - releasedAt });
       }
     }
-    return handle;
   }
 
   #startWaiterRefresh(key: string, ownerId: string, waiterTtlMs: number): NodeJS.Timeout {
@@ -272,5 +258,66 @@ export class BackendLockProvider implements LockProvider {
     }, Math.max(1, Math.floor(waiterTtlMs / 3)));
     t.unref();
     return t;
+  }
+}
+
+/**
+ * One in-flight attempt raced against its budget (a DeadlineSweeper item) and the caller's
+ * signal (an EventListener object): whichever comes first settles it.
+ */
+class BoundedAttempt {
+  readonly at: number;
+  #settled = false;
+
+  constructor(
+    readonly be: LockBackend,
+    readonly deadlines: DeadlineSweeper,
+    readonly emit: (e: LockEvent) => void,
+    readonly key: string,
+    readonly ownerId: string,
+    readonly signal: AbortSignal | undefined,
+    readonly budgetMs: number,
+    readonly pending: Promise<AttemptResult>,
+    readonly resolve: (r: AttemptResult) => void,
+    readonly reject: (e: unknown) => void,
+  ) {
+    this.at = performance.now() + budgetMs;
+    deadlines.add(this);
+    signal?.addEventListener('abort', this, { once: true });
+    pending.then(
+      (r) => this.#settle(r, undefined),
+      (error: unknown) => this.#settle(undefined, error instanceof LockError ? error : new LockBackendError(key, 'acquire', error)),
+    );
+  }
+
+  #settle(r: AttemptResult | undefined, error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.deadlines.remove(this);
+    this.signal?.removeEventListener('abort', this);
+    if (r) this.resolve(r);
+    else this.reject(error);
+  }
+
+  #giveUp(error: LockError): void {
+    if (this.#settled) return;
+    this.#settle(undefined, error);
+    // Whatever the late reply turns out to be, do not leave an orphaned lock behind.
+    this.pending
+      .then(
+        (r) => (r.acquired ? this.be.release(this.key, this.ownerId) : undefined),
+        () => undefined,
+      )
+      .catch((e: unknown) => this.emit({ type: 'backendError', error: e }));
+  }
+
+  /** the sweeper: the budget ran out */
+  fire(): void {
+    this.#giveUp(new LockBackendError(this.key, 'acquire', new Error(`no reply within ${this.budgetMs} ms`)));
+  }
+
+  /** the caller's signal aborted */
+  handleEvent(): void {
+    this.#giveUp(new LockAbortedError(this.key, this.signal?.reason));
   }
 }

@@ -46,7 +46,7 @@ export type LockEventHook = (event: LockEvent) => void;
 
 export type AttemptResult =
   | { acquired: true; fence: bigint }
-  | { acquired: false; retryAfterMs: number };
+  | { acquired: false; retryAfterMs: number; /** this attempt did not join the waiter queue */ notQueued?: boolean };
 
 export type ReleaseResult = 'released' | 'notHeld' | 'notOwner';
 export type ExtendResult = 'extended' | 'notHeld' | 'notOwner';

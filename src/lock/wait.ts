@@ -87,12 +87,18 @@ export function jitteredBackoffMs(attempt: number, baseMs: number, maxMs: number
   return Math.max(1, Math.floor(random() * cap));
 }
 
+/** Something a DeadlineSweeper fires once performance.now() passes `at`. */
+export interface SweepItem {
+  readonly at: number;
+  fire(): void;
+}
+
 /**
  * Deadlines for in-flight operations without a timer each: one shared interval (running only
  * while something is pending) fires the overdue ones. Precision is the sweep interval.
  */
 export class DeadlineSweeper {
-  readonly #items = new Set<{ at: number; fire: () => void }>();
+  readonly #items = new Set<SweepItem>();
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
 
@@ -100,17 +106,15 @@ export class DeadlineSweeper {
     this.#intervalMs = intervalMs;
   }
 
-  add(inMs: number, fire: () => void): { at: number; fire: () => void } {
-    const item = { at: performance.now() + inMs, fire };
+  add(item: SweepItem): void {
     this.#items.add(item);
     if (!this.#timer) {
       // Referenced: a pending operation is live work; the interval stops when nothing is pending.
       this.#timer = setInterval(() => this.#sweep(), this.#intervalMs);
     }
-    return item;
   }
 
-  remove(item: { at: number; fire: () => void }): void {
+  remove(item: SweepItem): void {
     this.#items.delete(item);
   }
 

@@ -2,11 +2,19 @@
 import type { Redis } from 'ioredis';
 import type { RedisArg, RedisClient, RedisSubscriber } from './client.ts';
 
+/** ioredis flattens array arguments one level; its typings do not list the two-array form. */
+interface ArrayArgs {
+  evalsha(sha: string, numKeys: number, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown>;
+  eval(script: string, numKeys: number, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown>;
+}
+
 export function fromIoredis(client: Redis): RedisClient {
+  const raw = client as unknown as ArrayArgs;
   return {
     kind: 'ioredis',
-    evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
-    eval: (script, keys, args) => client.eval(script, keys.length, ...keys, ...args),
+    // keys and args go in as two arrays (ioredis flattens them once): no spread copies per call.
+    evalsha: (sha, keys, args) => raw.evalsha(sha, keys.length, keys, args),
+    eval: (script, keys, args) => raw.eval(script, keys.length, keys, args),
     scriptLoad: async (script) => String(await client.script('LOAD', script)),
     command: (args) => {
       const [name, ...rest] = args;

@@ -9,6 +9,13 @@ import { lockScript, lockScripts, runScript, type LockScript, type ScriptName } 
 import { WakeHub } from './wake-hub.ts';
 
 export const FENCE_COUNTER_BITS = 40n;
+
+type ScriptReply = [number, ...(string | number)[]];
+
+function releaseResult(reply: unknown): ReleaseResult {
+  const code = Number(reply);
+  return code === ScriptCode.ok ? 'released' : code === ScriptCode.notOwner ? 'notOwner' : 'notHeld';
+}
 const MAX_EPOCH_INSTALLS = 3;
 
 export interface RedisLockBackendOptions {
@@ -54,27 +61,32 @@ export class RedisLockBackend implements LockBackend {
   }
 
   #run(name: ScriptName, key: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return runScript(this.#client, this.#scripts[name], keys, args).catch((error: unknown) => {
-      throw new LockBackendError(key, name, error);
-    });
+    return runScript(this.#client, this.#scripts[name], keys, args, (error) => new LockBackendError(key, name, error));
   }
 
-  async attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
+  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
     const p = this.prefix;
     const key = req.key;
-    const keys = [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
-    const args = [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0'];
-    for (let installs = 0; ; ) {
-      const r = (await this.#run('acquireLock', key, keys, args)) as [number, ...(string | number)[]];
-      const code = Number(r[0]);
-      if (code >= 0) return { acquired: true, fence: (BigInt(r[1]!) << FENCE_COUNTER_BITS) | BigInt(r[2]!) };
-      if (code === ScriptCode.locked || code === ScriptCode.queued) return { acquired: false, retryAfterMs: Math.max(1, Number(r[1])) };
-      if (code === ScriptCode.epochMissing && installs++ < MAX_EPOCH_INSTALLS) {
-        await this.installEpoch(req.key, req.signal);
-        continue;
-      }
-      throw code === ScriptCode.epochMissing ? new LockBackendError(req.key, 'acquire', new Error('fence epoch vanished again right after installation')) : errorForCode(code, req.key, req.ownerId, 'acquire');
+    // A non-fair first attempt may barge, so it needs no queue: the 3-key fast path. Every other
+    // attempt (fair, or after a failure, when the caller may be queued) runs the full script.
+    const fast = !req.fair && !req.queued;
+    const script: ScriptName = fast ? 'tryLock' : 'acquireLock';
+    const keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
+    const args = fast ? [req.ownerId, req.ttlMs] : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0'];
+    // The common case settles in one step; only a missing epoch takes the slow path.
+    return this.#run(script, key, keys, args).then((r) => this.#attemptResult(req, script, keys, args, r as ScriptReply, 0));
+  }
+
+  #attemptResult(req: { key: string; ownerId: string; signal?: AbortSignal | undefined }, script: ScriptName, keys: string[], args: (string | number)[], r: ScriptReply, installs: number): AttemptResult | Promise<AttemptResult> {
+    const code = Number(r[0]);
+    if (code >= 0) return { acquired: true, fence: (BigInt(r[1]!) << FENCE_COUNTER_BITS) | BigInt(r[2]!) };
+    if (code === ScriptCode.locked || code === ScriptCode.queued) return { acquired: false, retryAfterMs: Math.max(1, Number(r[1])), notQueued: script === 'tryLock' };
+    if (code === ScriptCode.epochMissing && installs < MAX_EPOCH_INSTALLS) {
+      return this.installEpoch(req.key, req.signal)
+        .then(() => this.#run(script, req.key, keys, args))
+        .then((again) => this.#attemptResult(req, script, keys, args, again as ScriptReply, installs + 1));
     }
+    throw code === ScriptCode.epochMissing ? new LockBackendError(req.key, 'acquire', new Error('fence epoch vanished again right after installation')) : errorForCode(code, req.key, req.ownerId, 'acquire');
   }
 
   /** Obtains a new epoch from the anchor and installs it if higher; concurrent callers share one install. */
@@ -99,10 +111,9 @@ export class RedisLockBackend implements LockBackend {
     return code === ScriptCode.ok ? 'extended' : code === ScriptCode.notOwner ? 'notOwner' : 'notHeld';
   }
 
-  async release(key: string, ownerId: string): Promise<ReleaseResult> {
+  release(key: string, ownerId: string): Promise<ReleaseResult> {
     const p = this.prefix;
-    const code = Number(await this.#run('releaseLock', key, [`${p}l:${key}`, `${p}q:${key}`, `${p}ql:${key}`], [ownerId, `${p}w:${key}`]));
-    return code === ScriptCode.ok ? 'released' : code === ScriptCode.notOwner ? 'notOwner' : 'notHeld';
+    return this.#run('releaseLock', key, [`${p}l:${key}`, `${p}q:${key}`, `${p}ql:${key}`], [ownerId, `${p}w:${key}`]).then(releaseResult);
   }
 
   async refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void> {

@@ -17,7 +17,7 @@ export interface LockScript {
   readonly sha: string;
 }
 
-export type ScriptName = 'acquireLock' | 'extendLock' | 'releaseLock' | 'refreshWaiter' | 'leaveQueue' | 'installEpoch';
+export type ScriptName = 'tryLock' | 'acquireLock' | 'extendLock' | 'releaseLock' | 'refreshWaiter' | 'leaveQueue' | 'installEpoch';
 
 function inline(source: string, seen: Set<string>): string {
   return source.replace(/^--@include (\w+)\s*$/gm, (_, name: string) => {
@@ -55,15 +55,23 @@ export function lockScript(name: ScriptName): LockScript {
 
 export const LOCK_SCRIPTS_VERSION = PACKAGE_VERSION;
 
-/** EVALSHA, falling back to SCRIPT LOAD + EVALSHA (and EVAL if loading is refused) on NOSCRIPT. */
-export function runScript(client: RedisClient, script: LockScript, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown> {
+/**
+ * EVALSHA, falling back to SCRIPT LOAD + EVALSHA (and EVAL if loading is refused) on NOSCRIPT.
+ * `wrap`, if given, maps every error (the first and the fallback's) in the same handler.
+ */
+export function runScript(client: RedisClient, script: LockScript, keys: readonly string[], args: readonly RedisArg[], wrap?: (error: unknown) => unknown): Promise<unknown> {
   if (keys.length !== script.numKeys) return Promise.reject(new Error(`${script.name} takes ${script.numKeys} keys, got ${keys.length}`));
-  // No async/await here: this is the hot path of every lock operation.
+  // No async/await and one handler: this is the hot path of every lock operation.
   return client.evalsha(script.sha, keys, args).catch((error: unknown) => {
-    if (!isNoScriptError(error)) throw error;
-    return client.scriptLoad(script.source).then(
+    if (!isNoScriptError(error)) throw wrap ? wrap(error) : error;
+    const retry = client.scriptLoad(script.source).then(
       () => client.evalsha(script.sha, keys, args),
       () => client.eval(script.source, keys, args),
     );
+    return wrap
+      ? retry.catch((e: unknown) => {
+          throw wrap(e);
+        })
+      : retry;
   });
 }

@@ -1,0 +1,28 @@
+--[[
+  The uncontended fast path: a non-fair caller's first attempt. Takes a free lock and issues its
+  fencing token in one atomic step, touching only the three keys that needs; never looks at or
+  joins the waiter queue (a non-fair first attempt may barge anyway).
+  KEYS[1] lock key: owner id, PX ttl
+  KEYS[2] fence counter of the key: INCR, no TTL
+  KEYS[3] epoch key: no TTL; missing means Redis lost its state (restart, FLUSHALL)
+  ARGV[1] owner id (fresh: no earlier attempt of this acquisition reached Redis)
+  ARGV[2] ttl ms
+  On failure the caller subscribes to the wake-up channel and retries with acquireLock-5, which
+  joins the queue; a release between the two is caught by that retry.
+  Returns:
+    {0, epoch, counter}  acquired; fence = epoch << 40 | counter
+    {-1, pttl}           held by someone (caller not queued)
+    {-3}                 epoch missing: install a new epoch, then retry
+    {-5}                 fence counter exhausted for this epoch
+]]
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then return {-3} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {-1, redis.call('PTTL', KEYS[1])}
+end
+local counter = redis.call('INCR', KEYS[2])
+if counter >= 1099511627776 then
+  redis.call('DEL', KEYS[1])
+  return {-5}
+end
+return {0, epoch, counter}
