@@ -5,6 +5,7 @@
 // to notice.
 import { AllotError, TransientConflictError } from '../core/errors.ts';
 import type { Claim } from '../core/claim.ts';
+import { claimWithLockedCounter } from './locked-claim.ts';
 import type { ClaimStore, ClaimTx } from '../ports/claim-store.ts';
 import type { ClaimRequest, ClaimStrategy } from '../ports/claim-strategy.ts';
 import { LockError, StaleFenceError, type FencedTx, type Lease, type LockProvider } from '../ports/lock-provider.ts';
@@ -44,7 +45,7 @@ export function createRedisLockStrategy(locks: LockProvider, opts: RedisLockStra
   const campaignLock = opts.campaignLock ?? false;
 
   async function act(store: ClaimStore, req: ClaimRequest, leases: Lease[]): Promise<Claim> {
-    const { campaign, userId, day } = req;
+    const { campaign } = req;
     // Second check, under the locks but before any write: a stampede queued on a campaign
     // that sold out meanwhile drains without a transaction each.
     const current = await store.getCampaign(campaign.id);
@@ -56,17 +57,7 @@ export function createRedisLockStrategy(locks: LockProvider, opts: RedisLockStra
       // commit in fence order and a stale one is refused before it writes anything.
       for (const lease of leases) await tx.checkFence(lease.key, lease.fence);
       // Re-check the user's limits under the user lock (the first check ran without it).
-      const counter = await tx.lockUserCounter(campaign.id, userId, day);
-      const dayCount = counter.day === day ? counter.dayCount : 0;
-      if (counter.total >= campaign.perUserLimit) throw new AllotError('USER_LIMIT_REACHED');
-      if (campaign.perUserDailyLimit !== null && dayCount >= campaign.perUserDailyLimit) throw new AllotError('USER_LIMIT_REACHED');
-      await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day, dayCount: dayCount + 1 });
-      // Stock stays a conditional guard in the database whatever the locks do.
-      if (!(await tx.takeStock(campaign.id, 1))) throw new AllotError('SOLD_OUT');
-      const claim: Claim = { id: req.claimId, campaignId: campaign.id, userId, prizeId: null, createdAt: req.nowMs };
-      await tx.insertClaim(claim, day, req.idempotencyKey);
-      await req.onCommit(tx, claim);
-      return claim;
+      return claimWithLockedCounter(tx, req);
     });
   }
 
