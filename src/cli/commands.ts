@@ -9,16 +9,19 @@ export interface DbFlags {
   dataDir?: string;
 }
 
-function overrides(o: DbFlags): Record<string, string> {
+/** CLI flags as config overrides (flags win over the environment). */
+export function overrides(o: DbFlags & { port?: string; host?: string }): Record<string, string> {
   const out: Record<string, string> = {};
   if (o.databaseUrl !== undefined) out.DATABASE_URL = o.databaseUrl;
   if (o.dataDir !== undefined) out.ALLOT_DATA_DIR = o.dataDir;
+  if (o.port !== undefined) out.PORT = o.port;
+  if (o.host !== undefined) out.HOST = o.host;
   return out;
 }
 
-async function withService<T>(o: DbFlags, fn: (s: AllotService) => Promise<T>, migrate = true): Promise<T> {
+async function withService<T>(o: DbFlags, fn: (s: AllotService) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env, overrides(o));
-  const service = await AllotService.open({ config, migrate });
+  const service = await AllotService.open({ config });
   try {
     return await fn(service);
   } finally {
@@ -37,10 +40,7 @@ function wholeNumber(name: string, raw: string | undefined): number | undefined 
 }
 
 export async function migrateCommand(o: DbFlags): Promise<void> {
-  const config = loadConfig(process.env, overrides(o));
-  const service = await AllotService.open({ config, migrate: true });
-  await service.close();
-  const applied = service.migrations.applied;
+  const applied = await withService(o, async (s) => s.migrations.applied);
   process.stdout.write(applied.length === 0 ? 'schema is up to date\n' : `applied ${applied.length} migration(s): ${applied.join(', ')}\n`);
 }
 

@@ -5,15 +5,10 @@ import { buildApp } from '../http/app.ts';
 import { resolveAdminToken } from '../service/admin-token.ts';
 import { loadConfig } from '../service/config.ts';
 import { AllotService } from '../service/service.ts';
-import type { DbFlags } from './commands.ts';
+import { overrides, type DbFlags } from './commands.ts';
 
 export async function serve(o: DbFlags & { port?: string; host?: string }, version: string): Promise<void> {
-  const over: Record<string, string> = {};
-  if (o.databaseUrl !== undefined) over.DATABASE_URL = o.databaseUrl;
-  if (o.dataDir !== undefined) over.ALLOT_DATA_DIR = o.dataDir;
-  if (o.port !== undefined) over.PORT = o.port;
-  if (o.host !== undefined) over.HOST = o.host;
-  const config = loadConfig(process.env, over);
+  const config = loadConfig(process.env, overrides(o));
   const logger = pino({ level: config.logLevel, base: { service: 'allot' } });
   const token = resolveAdminToken(config.adminToken, config.dataDir);
   const service = await AllotService.open({ config, onPoolError: (err) => logger.warn({ err }, 'database connection dropped') });

@@ -101,8 +101,7 @@ export class AllotService {
   }
 
   async listCampaigns(limit: number, cursor: string | null): Promise<Page<Campaign>> {
-    const items = await this.store.listCampaigns(limit, decodeCursor(cursor));
-    return { items, nextCursor: items.length === limit ? encodeCursor(items[items.length - 1]!.id) : null };
+    return toPage(await this.store.listCampaigns(limit, decodeCursor(cursor)), limit);
   }
 
   claim(campaignId: string, userId: string, idempotencyKey: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
@@ -111,8 +110,7 @@ export class AllotService {
 
   async listClaims(campaignId: string, userId: string | null, limit: number, cursor: string | null): Promise<Page<Claim>> {
     await this.getCampaign(campaignId);
-    const items = await this.store.listClaims(campaignId, userId, limit, decodeCursor(cursor));
-    return { items, nextCursor: items.length === limit ? encodeCursor(items[items.length - 1]!.id) : null };
+    return toPage(await this.store.listClaims(campaignId, userId, limit, decodeCursor(cursor)), limit);
   }
 
   async getClaim(id: string): Promise<Claim> {
@@ -152,8 +150,10 @@ export class AllotService {
   }
 }
 
-function encodeCursor(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
+/** A full page has a cursor (the last id, opaque); a short one is the last. */
+function toPage<T extends { id: string }>(items: T[], limit: number): Page<T> {
+  const last = items[items.length - 1];
+  return { items, nextCursor: items.length === limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null };
 }
 
 function decodeCursor(cursor: string | null): string | null {
