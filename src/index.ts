@@ -11,3 +11,8 @@ export type { ClaimStrategy, ClaimRequest } from './ports/claim-strategy.ts';
 export type { ClaimStore, ClaimTx } from './ports/claim-store.ts';
 export { createStrategies, strategyNames, DEFAULT_STRATEGY } from './strategies/index.ts';
 export * from './lock/index.ts';
+export { SqlFenceAnchor, raiseFence, type FenceDb } from './adapters/sql/sql-fences.ts';
+export { sqlDialect, type SqlDialect, type SqlCapabilities } from './adapters/sql/dialect.ts';
+export type { StrategyOutcome, StrategyStats } from './ports/claim-strategy.ts';
+export type { IdempotencyStore, IdempotencyTx } from './ports/idempotency-store.ts';
+export { IdempotencyProtocol } from './service/idempotency.ts';

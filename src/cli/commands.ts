@@ -10,12 +10,13 @@ export interface DbFlags {
 }
 
 /** CLI flags as config overrides (flags win over the environment). */
-export function overrides(o: DbFlags & { port?: string; host?: string }): Record<string, string> {
+export function overrides(o: DbFlags & { port?: string; host?: string; allowUnsafeStrategies?: boolean }): Record<string, string> {
   const out: Record<string, string> = {};
   if (o.databaseUrl !== undefined) out.DATABASE_URL = o.databaseUrl;
   if (o.dataDir !== undefined) out.ALLOT_DATA_DIR = o.dataDir;
   if (o.port !== undefined) out.PORT = o.port;
   if (o.host !== undefined) out.HOST = o.host;
+  if (o.allowUnsafeStrategies === true) out.ALLOT_ALLOW_UNSAFE_STRATEGIES = '1';
   return out;
 }
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../service/config.ts';
 import { AllotService } from '../service/service.ts';
 import { overrides, type DbFlags } from './commands.ts';
 
-export async function serve(o: DbFlags & { port?: string; host?: string }, version: string): Promise<void> {
+export async function serve(o: DbFlags & { port?: string; host?: string; allowUnsafeStrategies?: boolean }, version: string): Promise<void> {
   const config = loadConfig(process.env, overrides(o));
   const logger = pino({ level: config.logLevel, base: { service: 'allot' } });
   const token = resolveAdminToken(config.adminToken, config.dataDir);

@@ -13,7 +13,7 @@ export const ERRORS = Object.freeze({
   CAMPAIGN_NOT_ACTIVE: { status: 409, message: 'The campaign is not open for claims at this time.', hint: 'Claims are accepted between startsAt (inclusive) and endsAt (exclusive).' },
   IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still being processed.', hint: 'Retry after a short wait; the first request\'s outcome will then be replayed.' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was already used with a different request.', hint: 'Use a new key for a new request; a key stays bound to its first payload for at least 24 h.' },
-  UNSAFE_STRATEGY: { status: 400, message: 'This strategy is unsafe and not enabled on this server.', hint: 'Unsafe strategies exist for the race lab; start the server with ALLOT_ALLOW_UNSAFE_STRATEGIES=1 to use them.' },
+  UNSAFE_STRATEGY: { status: 400, message: 'This strategy can oversell or issue twice (it reads, then writes, with no atomic guard, or guards with a lock of one process only); it is refused on this server.', hint: 'naive and local-mutex exist to show the failures in the race lab (allot lab); choose conditional, pessimistic, optimistic or redis-lock, or start the server with --allow-unsafe-strategies (ALLOT_ALLOW_UNSAFE_STRATEGIES=1) for a demo.' },
   UNAVAILABLE: { status: 503, message: 'A backend is unavailable; nothing was issued for this request.', hint: 'Retry after the Retry-After delay, with the same Idempotency-Key to be safe.' },
   INTERNAL: { status: 500, message: 'Internal error.', hint: 'This is a bug: please report it with the request id.' },
 } as const);

@@ -1,8 +1,11 @@
-// The system-of-record port the claim engine and strategies are written against.
-// Every method that changes stock or limits is an atomic guard whose result is checked.
+// The system-of-record port the claim engine and strategies are written against. The guards
+// (takeStock, guardUser, takeStockAtVersion) are atomic and report whether they applied; the
+// plain reads and writes exist for strategies that lock first (pessimistic) or that the race
+// lab uses to show a failure (naive).
 import type { Campaign } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
-import type { StoredResponse } from '../core/idempotency.ts';
+import type { FencedTx } from './fence-anchor.ts';
+import type { IdempotencyTx } from './idempotency-store.ts';
 
 export interface UserLimits {
   perUserLimit: number;
@@ -16,27 +19,33 @@ export interface UserCounter {
   dayCount: number;
 }
 
-/** Statements that run inside one database transaction. */
-export interface ClaimTx {
+export interface StockRow {
+  stock: number;
+  issued: number;
+  /** bumped by every takeStockAtVersion('version', …) */
+  version: number;
+}
+
+/** Statements that run inside one database transaction (or, from `autocommit`, each on its own). */
+export interface ClaimTx extends IdempotencyTx, FencedTx {
   /** Conditional decrement: issued += n only while issued + n <= stock. True when it applied. */
   takeStock(campaignId: string, n: number): Promise<boolean>;
-  /** Locks the campaign row (SELECT … FOR UPDATE) and returns stock and issued. */
-  lockCampaign(campaignId: string): Promise<{ stock: number; issued: number } | null>;
+  /** Optimistic decrement: issued += 1 (and version += 1) only while `column` still holds
+   * `expected`, the value read before. True when it applied. */
+  takeStockAtVersion(campaignId: string, column: 'version' | 'issued', expected: number): Promise<boolean>;
+  /** Unconditional issued += n, as the naive seeds wrote it; false when the schema's CHECK (issued <= stock) refused it. */
+  addIssued(campaignId: string, n: number): Promise<boolean>;
+  /** Reads stock, issued and version; with forUpdate, locks the row (SELECT … FOR UPDATE). */
+  readStock(campaignId: string, opts?: { forUpdate?: boolean }): Promise<StockRow | null>;
   /** Conditional per-user guard: counts one claim only while the total and daily limits allow it. */
   guardUser(campaignId: string, userId: string, limits: UserLimits): Promise<boolean>;
   /** Locks (creating when absent) the per-user counter row and returns it. */
   lockUserCounter(campaignId: string, userId: string, day: string): Promise<UserCounter>;
-  /** Writes the per-user counter row locked by lockUserCounter. */
+  /** Reads the per-user counter without a lock (zeros when absent). */
+  readUserCounter(campaignId: string, userId: string, day: string): Promise<UserCounter>;
+  /** Writes the per-user counter row, creating it when absent. */
   writeUserCounter(campaignId: string, userId: string, counter: UserCounter): Promise<void>;
   insertClaim(claim: Claim, day: string, idempotencyKey: string | null): Promise<void>;
-  /** Records the final response under an idempotency key this request owns. */
-  completeIdempotency(campaignId: string, key: string, owner: string, response: StoredResponse, claimId: string | null): Promise<void>;
-}
-
-export interface IdempotencyBegin {
-  /** 'owner': this request now owns the key; 'done': a stored response; 'busy': another request runs it. */
-  state: 'owner' | 'done' | 'busy' | 'mismatch';
-  response?: StoredResponse;
 }
 
 export interface AuditCheck {
@@ -49,22 +58,16 @@ export interface ClaimStore {
   readonly dialect: string;
   /** Runs fn in one transaction; retries are the caller's business. */
   transaction<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T>;
+  /** Runs fn with statements that each commit on their own (no transaction): only for the
+   * race lab's unsafe strategies. */
+  autocommit<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T>;
   /** Inserts a campaign; false when the id is taken. */
   insertCampaign(c: Campaign): Promise<boolean>;
   getCampaign(id: string): Promise<Campaign | null>;
   listCampaigns(limit: number, afterId: string | null): Promise<Campaign[]>;
   getClaim(id: string): Promise<Claim | null>;
   listClaims(campaignId: string, userId: string | null, limit: number, afterId: string | null): Promise<Claim[]>;
-  /** Phase 1 of an idempotent request: take the key, or learn what it holds. */
-  beginIdempotency(campaignId: string, key: string, fingerprint: string, owner: string, nowMs: number, leaseMs: number): Promise<IdempotencyBegin>;
-  /** Records a refusal under a key this request owns (outside the refused transaction). */
-  completeIdempotency(campaignId: string, key: string, owner: string, response: StoredResponse, claimId: string | null): Promise<void>;
-  /** Gives a key back after a failure that issued nothing, so a retry can run at once. */
-  abandonIdempotency(campaignId: string, key: string, owner: string): Promise<void>;
   audit(campaignId: string): Promise<AuditCheck[]>;
-  /** Deletes idempotency keys created before `beforeMs` (finished ones, and running ones whose
-   * lease ran out), at most `limit`; returns how many. */
-  purgeIdempotencyKeys(beforeMs: number, nowMs: number, limit: number): Promise<number>;
   ping(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

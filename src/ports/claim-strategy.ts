@@ -1,7 +1,8 @@
-// A claim strategy decides how one claim is made safe. Strategies own the transaction
-// boundary (a lock-based strategy locks around it, a batching one shares it), and must call
-// `onCommit` inside the transaction that inserts the claim so its idempotency record commits
-// with it.
+// A claim strategy decides how one claim is made safe. It owns the transaction boundary (a
+// lock-based strategy locks around it, a batching one shares it) and its retry policy, and
+// must call `beforeCommit` inside the transaction that inserts the claim, so the request's
+// idempotency record commits with it. Business refusals are outcomes; exceptions are for
+// infrastructure (and for give-ups, as AllotError UNAVAILABLE: nothing was issued).
 import type { Campaign } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
 import type { ClaimStore, ClaimTx } from './claim-store.ts';
@@ -13,15 +14,27 @@ export interface ClaimRequest {
   nowMs: number;
   day: string;
   idempotencyKey: string | null;
-  /** Called inside the claim's transaction after the claim row is written. */
-  onCommit(tx: ClaimTx, claim: Claim): Promise<void>;
+  /** Runs inside the claim's transaction, after the claim row is written and before COMMIT. */
+  beforeCommit(tx: ClaimTx, claim: Claim): Promise<void>;
   signal?: AbortSignal;
 }
+
+export interface StrategyStats {
+  /** attempts rolled back and run again (deadlocks, optimistic conflicts, stale fences) */
+  retries: number;
+  /** the lock fence that authorized an issued claim's write, and when that write committed
+   * (epoch ms, taken while the lock was still held) */
+  fence?: { resource: string; fence: bigint; committedAt: number };
+}
+
+export type StrategyOutcome =
+  | { kind: 'issued'; claim: Claim; stats: StrategyStats }
+  | { kind: 'sold_out'; stats: StrategyStats }
+  | { kind: 'user_limit'; stats: StrategyStats };
 
 export interface ClaimStrategy {
   readonly name: string;
   /** False for demo strategies that the race lab uses to show a failure. */
   readonly safe: boolean;
-  /** Issues one claim or throws AllotError SOLD_OUT / USER_LIMIT_REACHED. */
-  claim(store: ClaimStore, req: ClaimRequest): Promise<Claim>;
+  claim(store: ClaimStore, req: ClaimRequest): Promise<StrategyOutcome>;
 }

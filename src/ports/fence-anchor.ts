@@ -6,8 +6,10 @@ export interface FenceAnchor {
   nextEpoch(signal?: AbortSignal): Promise<bigint>;
 }
 
-/** A store transaction that can fence its writes: raises the resource's fence or refuses a stale one. */
+/** A store transaction that can fence its writes. */
 export interface FencedTx {
-  /** Throws StaleFenceError when a newer fence was already used on resource. */
-  checkFence(resource: string, fence: bigint): Promise<void>;
+  /** Raises the resource's fence to `fence` and holds it until commit, so fenced writers of a
+   * resource commit in fence order. False, changing nothing, when a newer fence was already
+   * used on the resource: the caller must not write. */
+  raiseFence(resource: string, fence: bigint): Promise<boolean>;
 }

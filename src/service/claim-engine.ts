@@ -1,13 +1,14 @@
-// Runs one claim end to end: campaign lookup, Idempotency-Key protocol, activity window,
-// the campaign's strategy (retried on deadlocks), and the response every path stores under
-// the key. Business refusals are outcomes; infrastructure failures are thrown.
+// Runs one claim end to end: campaign lookup, the Idempotency-Key protocol, the activity
+// window and the campaign's strategy, which owns its transaction and its retries. Business
+// refusals are answers; infrastructure failures are thrown (and answered 503 by the HTTP layer).
 import { isActive, type Campaign } from '../core/campaign.ts';
-import { claimView, utcDay, type Claim } from '../core/claim.ts';
-import { AllotError, errorBody, TransientConflictError, type ErrorCode } from '../core/errors.ts';
+import { claimView, utcDay } from '../core/claim.ts';
+import { AllotError, errorBody, type ErrorCode } from '../core/errors.ts';
 import { fingerprint, type StoredResponse } from '../core/idempotency.ts';
 import type { ClaimStore } from '../ports/claim-store.ts';
-import type { ClaimStrategy } from '../ports/claim-strategy.ts';
+import type { ClaimStrategy, StrategyStats } from '../ports/claim-strategy.ts';
 import type { Clock, IdSource } from '../ports/clock.ts';
+import type { IdempotencyProtocol, IdempotencyScope } from './idempotency.ts';
 
 export type ClaimResult = 'issued' | 'sold_out' | 'user_limit' | 'not_active' | 'not_found' | 'replayed' | 'idempotency_conflict' | 'unavailable' | 'error';
 
@@ -17,17 +18,16 @@ export interface ClaimOutcome {
   /** True when the response is a stored one, replayed for a repeated Idempotency-Key. */
   replayed: boolean;
   result: ClaimResult;
+  /** what the strategy reported (absent for answers that did not reach it) */
+  stats?: StrategyStats;
 }
 
 export interface ClaimEngineDeps {
   store: ClaimStore;
+  idempotency: IdempotencyProtocol;
   clock: Clock;
   ids: IdSource;
   strategyFor(name: string): ClaimStrategy | undefined;
-  /** How long a request owns its Idempotency-Key before a retry may take it over. */
-  idempotencyLeaseMs?: number;
-  /** Attempts for a transaction that the database rolled back on a deadlock. */
-  maxAttempts?: number;
   onResult?(result: ClaimResult, durationMs: number): void;
 }
 
@@ -40,18 +40,19 @@ const REFUSALS: Partial<Record<ErrorCode, ClaimResult>> = {
 
 const CACHE_LIMIT = 10_000;
 
+interface Decided {
+  response: StoredResponse;
+  value: { result: ClaimResult; stats?: StrategyStats };
+}
+
 export class ClaimEngine {
   // Only the immutable part of a campaign is cached; stock is always decided by the store.
   private readonly campaigns = new Map<string, Campaign>();
-  // Stock never grows, so "sold out" once seen stays true: later claims skip the database.
+  // Stock never shrinks below issued and never grows back here, so "sold out" once seen stays
+  // true for this engine: later claims skip the database.
   private readonly soldOut = new Set<string>();
-  private readonly leaseMs: number;
-  private readonly maxAttempts: number;
 
-  constructor(private readonly deps: ClaimEngineDeps) {
-    this.leaseMs = deps.idempotencyLeaseMs ?? 10_000;
-    this.maxAttempts = deps.maxAttempts ?? 8;
-  }
+  constructor(private readonly deps: ClaimEngineDeps) {}
 
   async claim(campaignId: string, userId: string, idempotencyKey: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
     const started = performance.now();
@@ -81,89 +82,64 @@ export class ClaimEngine {
   }
 
   private async run(campaignId: string, userId: string, key: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
-    const { store, clock, ids } = this.deps;
     const campaign = await this.campaign(campaignId);
-    if (!campaign) return refusal('CAMPAIGN_NOT_FOUND');
-
-    const owner = ids.next('req_');
-    if (key !== null) {
-      const fp = fingerprint('claim', { campaignId, userId });
-      const begun = await store.beginIdempotency(campaignId, key, fp, owner, clock.now(), this.leaseMs);
-      if (begun.state === 'mismatch') return refusal('IDEMPOTENCY_KEY_REUSED', 'idempotency_conflict');
-      if (begun.state === 'busy') return refusal('IDEMPOTENCY_IN_PROGRESS', 'idempotency_conflict');
-      if (begun.state === 'done' && begun.response) {
-        return { status: begun.response.status, body: begun.response.body, replayed: true, result: 'replayed' };
-      }
-    }
-
-    let outcome: ClaimOutcome;
-    try {
-      outcome = await this.decide(campaign, userId, key, owner, signal);
-    } catch (err) {
-      // Our key lease ran out and a retry took the key over: our transaction rolled back, the
-      // retry decides the outcome, and the key is no longer ours to touch.
-      if (err instanceof AllotError && err.code === 'IDEMPOTENCY_IN_PROGRESS') return refusal('IDEMPOTENCY_IN_PROGRESS', 'idempotency_conflict');
-      // Nothing was issued (or, for an unknown commit outcome, the key settles it): give the key
-      // back so a retry runs at once, unless the outcome is unknown.
-      const unknown = err instanceof AllotError && err.details?.outcome === 'unknown';
-      if (key !== null && !unknown) await store.abandonIdempotency(campaignId, key, owner).catch(() => undefined);
-      throw err;
-    }
-    if (key !== null && outcome.status !== 201) {
-      await store.completeIdempotency(campaignId, key, owner, { status: outcome.status, body: outcome.body }, null);
-    }
-    return outcome;
+    if (!campaign) return { ...refusal('CAMPAIGN_NOT_FOUND').response, replayed: false, result: 'not_found' };
+    const fp = fingerprint('claim', { campaignId, userId });
+    const out = await this.deps.idempotency.run(campaignId, key, fp, (scope) => this.decide(campaign, userId, scope.key, scope.completeIn, signal));
+    if (out.kind === 'refused') return { status: out.answer.status, body: out.answer.body, replayed: false, result: 'idempotency_conflict' };
+    const { status, body, replayed } = out.answer;
+    if (replayed || out.value === null) return { status, body, replayed: true, result: 'replayed' };
+    return { status, body, replayed: false, result: out.value.result, ...(out.value.stats ? { stats: out.value.stats } : {}) };
   }
 
-  private async decide(campaign: Campaign, userId: string, key: string | null, owner: string, signal?: AbortSignal): Promise<ClaimOutcome> {
+  private async decide(
+    campaign: Campaign,
+    userId: string,
+    key: string | null,
+    completeIn: IdempotencyScope['completeIn'],
+    signal?: AbortSignal,
+  ): Promise<Decided> {
     const { store, clock, ids } = this.deps;
     const now = clock.now();
     if (!isActive(campaign, now)) return refusal('CAMPAIGN_NOT_ACTIVE');
     if (this.soldOut.has(campaign.id)) return refusal('SOLD_OUT');
     const strategy = this.deps.strategyFor(campaign.strategy);
-    if (!strategy) throw new Error(`campaign ${campaign.id} names unknown strategy "${campaign.strategy}"`);
-
-    const claimId = ids.next('clm_');
-    for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted();
-      try {
-        const claim = await strategy.claim(store, {
-          campaign,
-          userId,
-          claimId,
-          nowMs: now,
-          day: utcDay(now),
-          idempotencyKey: key,
-          signal,
-          onCommit: async (tx, c: Claim) => {
-            if (key !== null) await tx.completeIdempotency(campaign.id, key, owner, { status: 201, body: { claim: claimView(c) } }, c.id);
-          },
-        });
-        return { status: 201, body: { claim: claimView(claim) }, replayed: false, result: 'issued' };
-      } catch (err) {
-        if (err instanceof AllotError && REFUSALS[err.code] !== undefined) {
-          if (err.code === 'SOLD_OUT') this.soldOut.add(campaign.id);
-          return refusal(err.code);
-        }
-        if (err instanceof TransientConflictError) {
-          if (attempt < this.maxAttempts) {
-            await sleep(Math.random() * 5 * attempt);
-            continue;
-          }
-          throw new AllotError('UNAVAILABLE', 'The claim kept conflicting with others and was rolled back each time; nothing was issued.', { outcome: 'nothing-issued' }, { cause: err });
-        }
-        throw err;
+    if (!strategy) {
+      // A rolling deploy: a newer instance created the campaign with a strategy this one does
+      // not know. Another instance can serve it; this one changes nothing.
+      throw new AllotError('UNAVAILABLE', `This instance does not know the strategy "${campaign.strategy}" of campaign ${campaign.id} (a newer release created it); nothing was issued. Retry: an instance running that release can serve it.`, { outcome: 'nothing-issued', strategy: campaign.strategy });
+    }
+    let issued: StoredResponse | null = null;
+    try {
+      const o = await strategy.claim(store, {
+        campaign,
+        userId,
+        claimId: ids.next('clm_'),
+        nowMs: now,
+        day: utcDay(now),
+        idempotencyKey: key,
+        ...(signal ? { signal } : {}),
+        beforeCommit: async (tx, c) => {
+          issued = { status: 201, body: { claim: claimView(c) } };
+          await completeIn(tx, issued, c.id);
+        },
+      });
+      if (o.kind === 'sold_out') {
+        this.soldOut.add(campaign.id);
+        return { ...refusal('SOLD_OUT'), value: { result: 'sold_out', stats: o.stats } };
       }
+      if (o.kind === 'user_limit') return { ...refusal('USER_LIMIT_REACHED'), value: { result: 'user_limit', stats: o.stats } };
+      // The same object the transaction stored, so the protocol does not store it again.
+      const response = issued ?? { status: 201, body: { claim: claimView(o.claim) } };
+      return { response, value: { result: 'issued', stats: o.stats } };
+    } catch (err) {
+      // A strategy may learn of a refusal from the store (a campaign gone): an answer, not a failure.
+      if (err instanceof AllotError && REFUSALS[err.code] !== undefined) return refusal(err.code);
+      throw err;
     }
   }
 }
 
-function refusal(code: ErrorCode, result?: ClaimResult): ClaimOutcome {
-  const e = new AllotError(code);
-  const stored: StoredResponse = { status: e.status, body: errorBody(code) };
-  return { ...stored, replayed: false, result: result ?? REFUSALS[code] ?? 'error' };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function refusal(code: ErrorCode): Decided {
+  return { response: { status: new AllotError(code).status, body: errorBody(code) }, value: { result: REFUSALS[code] ?? 'error' } };
 }

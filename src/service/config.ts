@@ -12,6 +12,8 @@ export interface Config {
   databaseUrl: string;
   dbPoolSize: number;
   dbTimeoutMs: number;
+  /** A database session idle inside a transaction longer than this is ended by the server. */
+  dbIdleTxTimeoutMs: number;
   /** Redis for distributed locks; undefined means in-process locks. */
   locksUrl: string | undefined;
   lockPrefix: string;
@@ -39,13 +41,14 @@ export const SETTINGS = [
   ['DATABASE_URL', '(embedded PGlite in ALLOT_DATA_DIR)', 'postgres://…, mysql://… (MariaDB/MySQL), pglite://DIR or memory://'],
   ['DB_POOL_SIZE', '10', 'connections per instance to a server database'],
   ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
+  ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
   ['REDIS_URL', '(none: in-process locks)', 'Redis for distributed locks (the redis-lock strategy) and lock metrics'],
   ['LOCKS_URL', '(REDIS_URL)', 'Redis for locks when it differs from REDIS_URL'],
   ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],
   ['ALLOT_ADMIN_TOKEN', '(generated at first start)', 'bearer token for /v1'],
   ['ALLOT_METRICS_TOKEN', '(none: /metrics is open)', 'bearer token required by /metrics'],
-  ['ALLOT_DEFAULT_STRATEGY', DEFAULT_STRATEGY, `claim strategy of campaigns that name none (${strategyNames().join(', ')})`],
-  ['ALLOT_ALLOW_UNSAFE_STRATEGIES', '0', 'allow demo strategies that can oversell (race lab only)'],
+  ['ALLOT_DEFAULT_STRATEGY', DEFAULT_STRATEGY, `claim strategy of campaigns that name none (${strategyNames({ unsafe: false }).join(', ')})`],
+  ['ALLOT_ALLOW_UNSAFE_STRATEGIES', '0', 'allow the race lab\'s demo strategies that can oversell (naive, local-mutex); `serve --allow-unsafe-strategies`'],
   ['LOG_LEVEL', 'info', 'fatal, error, warn, info, debug, trace or silent'],
   ['ALLOT_SHUTDOWN_TIMEOUT_MS', '10000', 'how long SIGTERM waits for in-flight requests'],
   ['ALLOT_BODY_LIMIT_BYTES', '65536', 'largest accepted request body'],
@@ -85,8 +88,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(`DATABASE_URL: ${(err as Error).message}`);
   }
   const defaultStrategy = get('ALLOT_DEFAULT_STRATEGY') ?? DEFAULT_STRATEGY;
-  if (!strategyNames().includes(defaultStrategy)) {
-    problems.push(`ALLOT_DEFAULT_STRATEGY=${defaultStrategy} is not a strategy; choose one of ${strategyNames().join(', ')}`);
+  const allowUnsafeStrategies = bool('ALLOT_ALLOW_UNSAFE_STRATEGIES');
+  if (!strategyNames({ unsafe: allowUnsafeStrategies }).includes(defaultStrategy)) {
+    const unsafe = strategyNames().includes(defaultStrategy) ? ' (it can oversell: allowed only with ALLOT_ALLOW_UNSAFE_STRATEGIES=1, for the race lab)' : '';
+    problems.push(`ALLOT_DEFAULT_STRATEGY=${defaultStrategy} is not a strategy this server allows${unsafe}; choose one of ${strategyNames({ unsafe: false }).join(', ')}`);
   }
   const logLevel = get('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) problems.push(`LOG_LEVEL=${logLevel} is not one of ${[...LOG_LEVELS].join(', ')}`);
@@ -105,12 +110,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl,
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
     dbTimeoutMs: int('DB_TIMEOUT_MS', 5000, 100, 600_000),
+    dbIdleTxTimeoutMs: int('DB_IDLE_TX_TIMEOUT_MS', 2000, 100, 600_000),
     locksUrl,
     lockPrefix,
     adminToken,
     metricsToken,
     defaultStrategy,
-    allowUnsafeStrategies: bool('ALLOT_ALLOW_UNSAFE_STRATEGIES'),
+    allowUnsafeStrategies,
     logLevel,
     shutdownTimeoutMs: int('ALLOT_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     bodyLimitBytes: int('ALLOT_BODY_LIMIT_BYTES', 65_536, 1024, 16 * 1024 * 1024),

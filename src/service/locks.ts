@@ -5,13 +5,14 @@ import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { SqlConnection } from '../adapters/sql/connect.ts';
 import { maskUrl } from '../adapters/sql/connect.ts';
-import { fromIoredis } from '../adapters/redis/ioredis.ts';
 import { AllotError } from '../core/errors.ts';
 import { createMemoryLockProvider } from '../lock/memory/memory-provider.ts';
 import type { LockMetrics } from '../lock/metrics.ts';
 import { registerLockMetrics } from '../lock/prometheus.ts';
 import { createRedisLockProvider } from '../lock/redis/redis-provider.ts';
-import { SqlFenceAnchor } from '../lock/sql/sql-fence-anchor.ts';
+import { fromIoredis } from '../lock/redis/ioredis.ts';
+import { SqlFenceAnchor } from '../adapters/sql/sql-fences.ts';
+import { sqlDialect } from '../adapters/sql/dialect.ts';
 import type { LockEventHook, LockProvider } from '../lock/types.ts';
 
 export interface ServiceLocks {
@@ -29,7 +30,7 @@ export const DEFAULT_LOCK_PREFIX = 'allot:lock:';
 export async function openLocks(opts: { conn: SqlConnection; url?: string | undefined; prefix?: string | undefined; registry: Registry; onEvent?: LockEventHook }): Promise<ServiceLocks> {
   const prefix = opts.prefix ?? DEFAULT_LOCK_PREFIX;
   const metrics = registerLockMetrics(opts.registry);
-  const anchor = new SqlFenceAnchor(opts.conn.db, opts.conn.family, prefix);
+  const anchor = new SqlFenceAnchor(opts.conn.db, sqlDialect(opts.conn.family), prefix);
   if (!opts.url) {
     // In-memory counters restart at every start: a fresh durable epoch puts this process's
     // fences above every earlier one.

@@ -3,23 +3,37 @@
 import { connectSql, type SqlConnection } from '../adapters/sql/connect.ts';
 import { migrateToLatest, type MigrateReport } from '../adapters/sql/migrate.ts';
 import { SqlClaimStore } from '../adapters/sql/sql-store.ts';
-import { randomIds, systemClock } from '../adapters/system/clock.ts';
+import { SqlIdempotencyStore } from '../adapters/sql/sql-idempotency-store.ts';
+import { sqlDialect } from '../adapters/sql/dialect.ts';
+import { randomIds, systemClock, systemRandom } from '../adapters/system/clock.ts';
 import { buildCampaign, ID_REGEX, type Campaign, type NewCampaign } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
 import { AllotError } from '../core/errors.ts';
 import type { AuditCheck, ClaimStore } from '../ports/claim-store.ts';
 import type { Clock, IdSource } from '../ports/clock.ts';
+import type { IdempotencyStore } from '../ports/idempotency-store.ts';
+import type { RandomSource } from '../ports/random.ts';
 import type { ClaimStrategy } from '../ports/claim-strategy.ts';
-import { createStrategies } from '../strategies/index.ts';
+import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
+import type { RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
 import { ClaimEngine, type ClaimOutcome } from './claim-engine.ts';
+import { IdempotencyProtocol } from './idempotency.ts';
 import type { Config } from './config.ts';
 import { openLocks, type ServiceLocks } from './locks.ts';
 import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
-  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix'>>;
+  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs'>> & {
+    /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
+    dbIsolation?: 'read committed' | 'repeatable read';
+  };
   clock?: Clock;
   ids?: IdSource;
+  random?: RandomSource;
+  /** Strategy settings beyond the defaults (the race lab's think time, retry policies). */
+  strategies?: Partial<Omit<StrategyDeps, 'locks' | 'random'>> & { redisLock?: RedisLockStrategyOptions };
+  /** Run migrations with these options (the race lab's schema has no stock backstop). */
+  migrationOptions?: { stockBackstop?: boolean };
   /** Run migrations on start (default true). */
   migrate?: boolean;
   onPoolError?: (err: Error) => void;
@@ -40,6 +54,7 @@ export class AllotService {
 
   private constructor(
     readonly store: ClaimStore,
+    readonly keys: IdempotencyStore,
     private readonly conn: SqlConnection,
     readonly locks: ServiceLocks,
     readonly metrics: ServiceMetrics,
@@ -49,9 +64,15 @@ export class AllotService {
     readonly migrations: MigrateReport,
   ) {
     this.dialect = store.dialect;
-    this.strategies = createStrategies({ locks: locks.provider });
+    const random = opts.random ?? systemRandom;
+    const { redisLock, ...strategyDeps } = opts.strategies ?? {};
+    this.strategies = createStrategies(
+      { ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }) },
+      redisLock ? { redisLock } : {},
+    );
     this.engine = new ClaimEngine({
       store,
+      idempotency: new IdempotencyProtocol(keys, clock, ids, random),
       clock,
       ids,
       strategyFor: (name) => this.strategies.get(name),
@@ -64,18 +85,26 @@ export class AllotService {
       url: opts.config.databaseUrl,
       poolSize: opts.config.dbPoolSize,
       timeoutMs: opts.config.dbTimeoutMs,
+      idleTxTimeoutMs: opts.config.dbIdleTxTimeoutMs,
+      ...(opts.config.dbIsolation ? { isolation: opts.config.dbIsolation } : {}),
       onPoolError: opts.onPoolError,
     });
     try {
-      const report = opts.migrate === false ? { applied: [] } : await migrateToLatest(conn);
+      const report = opts.migrate === false ? { applied: [] } : await migrateToLatest(conn, opts.migrationOptions);
       const metrics = createMetrics();
       const locks = await openLocks({ conn, url: opts.config.locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry });
-      const store = new SqlClaimStore(conn, { lockMetrics: locks.metrics });
-      return new AllotService(store, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
+      const store = new SqlClaimStore(conn);
+      const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
+      return new AllotService(store, keys, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
     } catch (err) {
       await conn.db.destroy().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** The system of record's query handle (the race lab reads its snapshot through it). */
+  get db(): SqlConnection['db'] {
+    return this.conn.db;
   }
 
   get displayUrl(): string {
@@ -132,7 +161,7 @@ export class AllotService {
     const now = this.clock.now();
     let total = 0;
     for (;;) {
-      const n = await this.store.purgeIdempotencyKeys(now - olderThanMs, now, 5000);
+      const n = await this.keys.purge(now - olderThanMs, now, 5000);
       total += n;
       onProgress?.(total);
       if (n < 5000) return total;

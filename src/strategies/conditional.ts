@@ -1,30 +1,35 @@
 // `conditional`: one transaction of guarded writes. The per-user counter row is bumped only
 // while the limits allow, then `issued` only while stock remains; either guard refusing rolls
 // the whole transaction back. Safe across any number of instances.
-import { AllotError } from '../core/errors.ts';
-import type { Claim } from '../core/claim.ts';
 import type { ClaimStore } from '../ports/claim-store.ts';
-import type { ClaimRequest, ClaimStrategy } from '../ports/claim-strategy.ts';
+import type { ClaimRequest, ClaimStrategy, StrategyOutcome } from '../ports/claim-strategy.ts';
+import { retryPolicy, type StrategyDeps } from './deps.ts';
+import { newClaim, outcome, Refused, settle } from './outcome.ts';
+import { retrying } from './retry.ts';
 
-export const conditional: ClaimStrategy = {
-  name: 'conditional',
-  safe: true,
-  async claim(store: ClaimStore, req: ClaimRequest): Promise<Claim> {
-    const { campaign, userId } = req;
-    return store.transaction(async (tx) => {
-      // The user row first: it is rarely contended, so the hot campaign row is locked for the
-      // shortest time (from its update to the commit).
-      const userOk = await tx.guardUser(campaign.id, userId, {
-        perUserLimit: campaign.perUserLimit,
-        perUserDailyLimit: campaign.perUserDailyLimit,
-        day: req.day,
-      });
-      if (!userOk) throw new AllotError('USER_LIMIT_REACHED');
-      if (!(await tx.takeStock(campaign.id, 1))) throw new AllotError('SOLD_OUT');
-      const claim: Claim = { id: req.claimId, campaignId: campaign.id, userId, prizeId: null, createdAt: req.nowMs };
-      await tx.insertClaim(claim, req.day, req.idempotencyKey);
-      await req.onCommit(tx, claim);
-      return claim;
-    });
-  },
-};
+export function createConditional(deps: StrategyDeps): ClaimStrategy {
+  const policy = retryPolicy(deps);
+  return {
+    name: 'conditional',
+    safe: true,
+    async claim(store: ClaimStore, req: ClaimRequest): Promise<StrategyOutcome> {
+      const { campaign, userId } = req;
+      const { value, retries } = await retrying(policy, deps, req.signal, () =>
+        settle(() =>
+          store.transaction(async (tx) => {
+            // The user row first: it is rarely contended, so the hot campaign row is locked for the
+            // shortest time (from its update to the commit).
+            const limits = { perUserLimit: campaign.perUserLimit, perUserDailyLimit: campaign.perUserDailyLimit, day: req.day };
+            if (!(await tx.guardUser(campaign.id, userId, limits))) throw new Refused('user_limit');
+            if (!(await tx.takeStock(campaign.id, 1))) throw new Refused('sold_out');
+            const claim = newClaim(req);
+            await tx.insertClaim(claim, req.day, req.idempotencyKey);
+            await req.beforeCommit(tx, claim);
+            return claim;
+          }),
+        ),
+      );
+      return outcome(value, { retries });
+    },
+  };
+}

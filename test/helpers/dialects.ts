@@ -1,3 +1,5 @@
+import { SAFE_STRATEGIES, UNSAFE_STRATEGIES } from '../../src/strategies/index.ts';
+
 // The dialects a contract suite loops over: embedded PGlite always, PostgreSQL and MariaDB from
 // the servers `npm test` starts (scripts/services.sh). ALLOT_TEST_DIALECTS=pglite,postgres
 // narrows the list.
@@ -24,4 +26,7 @@ export function dialects(opts: { servers?: boolean } = {}): DialectCase[] {
   return ALL.filter((d) => (only ? only.includes(d.name) : true)).filter((d) => (opts.servers ? d.name !== 'pglite' : true));
 }
 
-export const STRATEGIES = ['conditional', 'pessimistic', 'redis-lock'] as const;
+/** Every safe strategy: the ones the race and fault tests hold to zero violations. */
+export const STRATEGIES = SAFE_STRATEGIES;
+/** Every strategy, the race lab's unsafe ones included (they pass the sequential contract). */
+export const ALL_STRATEGIES = [...SAFE_STRATEGIES, ...UNSAFE_STRATEGIES] as const;

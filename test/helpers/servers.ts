@@ -1,5 +1,5 @@
-// Test-side access to the throwaway database servers (scripts/servers.ts) and to the ones `npm test` starts.
-export * from '../../scripts/servers.ts';
+// Test-side access to the throwaway database servers (src/lab/servers.ts) and to the ones `npm test` starts.
+export * from '../../src/lab/servers.ts';
 
 export type ServiceEnvName = 'DATABASE_URL_PG' | 'DATABASE_URL_MYSQL' | 'REDIS_URL';
 

@@ -492,7 +492,7 @@ describe('Idempotency-Key', () => {
     const id = uid();
     await createCampaign({ id, name: 'idem-busy', stock: 5 });
     const fp = fingerprint('claim', { campaignId: id, userId: 'u' });
-    const begun = await t.service.store.beginIdempotency(id, 'busy-key', fp, 'req_simulated', clock.now(), 60_000);
+    const begun = await t.service.keys.begin(id, 'busy-key', fp, 'req_simulated', clock.now(), 60_000);
     assert.equal(begun.state, 'owner');
     const res = await claim(id, 'u', 'busy-key');
     assertError(res, 409, 'IDEMPOTENCY_IN_PROGRESS');
@@ -502,7 +502,7 @@ describe('Idempotency-Key', () => {
     assert.equal((await getCampaign(id)).issued, 0);
     // once the first request finishes, its outcome is replayed
     const stored = { status: 409, body: { error: { code: 'SOLD_OUT', message: 'No stock is left.' } } };
-    await t.service.store.completeIdempotency(id, 'busy-key', 'req_simulated', stored, null);
+    await t.service.keys.complete(id, 'busy-key', 'req_simulated', stored, null);
     const replay = await claim(id, 'u', 'busy-key');
     assert.equal(replay.statusCode, 409);
     assert.equal(replay.headers['idempotent-replayed'], 'true');
@@ -514,7 +514,7 @@ describe('Idempotency-Key', () => {
       clock.set('2034-06-01T00:00:00.000Z');
       await createCampaign({ id, name: 'idem-lease', stock: 5 });
       const fp = fingerprint('claim', { campaignId: id, userId: 'u' });
-      assert.equal((await t.service.store.beginIdempotency(id, 'lease-key', fp, 'req_crashed', clock.now(), 1_000)).state, 'owner');
+      assert.equal((await t.service.keys.begin(id, 'lease-key', fp, 'req_crashed', clock.now(), 1_000)).state, 'owner');
       clock.set('2034-06-01T00:00:00.999Z');
       assertError(await claim(id, 'u', 'lease-key'), 409, 'IDEMPOTENCY_IN_PROGRESS');
       clock.set('2034-06-01T00:00:01.000Z');
@@ -522,7 +522,7 @@ describe('Idempotency-Key', () => {
       assert.equal(retry.statusCode, 201, retry.body);
       assert.equal(retry.headers['idempotent-replayed'], undefined);
       await assert.rejects(
-        t.service.store.completeIdempotency(id, 'lease-key', 'req_crashed', { status: 409, body: {} }, null),
+        t.service.keys.complete(id, 'lease-key', 'req_crashed', { status: 409, body: {} }, null),
         (err: { code?: string }) => err.code === 'IDEMPOTENCY_IN_PROGRESS',
       );
       const replay = await claim(id, 'u', 'lease-key');

@@ -1,4 +1,4 @@
-// The SQL side of fencing: the durable SqlFenceAnchor and the store-side checkFence, on PGlite
+// The SQL side of fencing: the durable SqlFenceAnchor and the store-side raiseFence, on PGlite
 // always and on PostgreSQL / MariaDB when `npm test` provides them (each in a private schema).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,10 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
-import { checkFence, createRedisLockProvider, fromIoredis, SqlFenceAnchor, StaleFenceError } from '../../src/lock/index.ts';
+import { createRedisLockProvider, fromIoredis, StaleFenceError } from '../../src/lock/index.ts';
+import { SqlFenceAnchor } from '../../src/adapters/sql/sql-fences.ts';
+import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
+import { checkFence } from '../helpers/fences.ts';
 import { startRedis } from '../helpers/servers.ts';
 
 interface Db {
@@ -22,7 +25,7 @@ async function createTable(conn: SqlConnection, ddl: string) {
 }
 
 async function schema(conn: SqlConnection) {
-  for (const stmt of lockFences.statements(conn.family)) await createTable(conn, stmt);
+  for (const stmt of lockFences.statements(sqlDialect(conn.family))) await createTable(conn, stmt);
 }
 
 const DBS: Db[] = [
@@ -93,28 +96,28 @@ for (const d of DBS) {
     });
 
     it('SqlFenceAnchor issues strictly increasing, durable epochs, also under concurrency', async () => {
-      const a = new SqlFenceAnchor(h.conn.db, h.conn.family, 'anchor-test');
+      const a = new SqlFenceAnchor(h.conn.db, sqlDialect(h.conn.family), 'anchor-test');
       assert.equal(await a.nextEpoch(), 1n);
       assert.equal(await a.nextEpoch(), 2n);
       const many = await Promise.all(Array.from({ length: 20 }, () => a.nextEpoch()));
       assert.equal(new Set(many).size, 20);
       assert.ok(many.every((e) => e > 2n && e <= 22n));
-      const again = new SqlFenceAnchor((await h.reopen()).db, h.conn.family, 'anchor-test');
+      const again = new SqlFenceAnchor((await h.reopen()).db, sqlDialect(h.conn.family), 'anchor-test');
       assert.equal(await again.nextEpoch(), 23n, 'another connection continues the sequence');
-      assert.equal(await new SqlFenceAnchor(h.conn.db, h.conn.family, 'other').nextEpoch(), 1n, 'one sequence per name');
+      assert.equal(await new SqlFenceAnchor(h.conn.db, sqlDialect(h.conn.family), 'other').nextEpoch(), 1n, 'one sequence per name');
       await assert.rejects(a.nextEpoch(AbortSignal.abort()));
     });
 
-    it('checkFence accepts equal or newer fences and rejects older ones (counted)', async () => {
+    it('checkFence accepts equal or newer fences and rejects older ones (counted by the caller)', async () => {
       let rejected = 0;
-      const metrics = { fenceRejected: () => rejected++ };
+      const metrics = { onRejected: () => rejected++ };
       const big = (1_700_000_000_000n << 40n) | 7n; // a Redis TIME-anchor sized fence (> 2^64)
-      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, { metrics });
-      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, { metrics });
-      await checkFence(h.conn.db, h.conn.family, 'res:a', 9n, { metrics });
-      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', 8n, { metrics }), (e: unknown) => e instanceof StaleFenceError && e.code === 'LOCK_STALE_FENCE');
-      await checkFence(h.conn.db, h.conn.family, 'res:a', big, { metrics });
-      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', big - 1n, { metrics }), StaleFenceError);
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, metrics);
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 5n, metrics);
+      await checkFence(h.conn.db, h.conn.family, 'res:a', 9n, metrics);
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', 8n, metrics), (e: unknown) => e instanceof StaleFenceError && e.code === 'LOCK_STALE_FENCE');
+      await checkFence(h.conn.db, h.conn.family, 'res:a', big, metrics);
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', big - 1n, metrics), StaleFenceError);
       await checkFence(h.conn.db, h.conn.family, 'res:b', 1n);
       assert.equal(rejected, 2);
     });
@@ -142,7 +145,7 @@ describe('Redis lock provider with the SQL anchor', () => {
     const redis = new Redis(server.url);
     try {
       await schema(conn);
-      const p = createRedisLockProvider({ client: fromIoredis(redis), fenceAnchor: new SqlFenceAnchor(conn.db, conn.family, 'allot:lock:') });
+      const p = createRedisLockProvider({ client: fromIoredis(redis), fenceAnchor: new SqlFenceAnchor(conn.db, sqlDialect(conn.family), 'allot:lock:') });
       const a = await p.acquire('k', { ttlMs: 1_000 });
       await a.release();
       assert.equal(a.fence, (1n << 40n) | 1n);

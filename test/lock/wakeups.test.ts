@@ -4,7 +4,7 @@ import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { BackendLockProvider, MemoryLockBackend, MemoryFenceAnchor, RedisLockBackend, type LockProvider } from '../../src/lock/index.ts';
 import { connect, redisUrl, uniquePrefix, type ClientKind } from './redis-harness.ts';
-import type { RedisClient } from '../../src/adapters/redis/client.ts';
+import type { RedisClient } from '../../src/lock/redis/client.ts';
 
 const TTL_MS = 10_000;
 

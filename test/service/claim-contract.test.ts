@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { fingerprint } from '../../src/core/idempotency.ts';
 import { AllotService } from '../../src/service/service.ts';
-import { dialects, STRATEGIES } from '../helpers/dialects.ts';
+import { UNSAFE_STRATEGIES } from '../../src/strategies/index.ts';
+import { ALL_STRATEGIES, dialects } from '../helpers/dialects.ts';
 
 const DAY = 24 * 3600 * 1000;
 const T0 = Date.parse('2026-11-22T10:00:00Z');
@@ -16,7 +17,7 @@ for (const d of dialects()) {
     let now = T0;
     before(async () => {
       service = await AllotService.open({
-        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix: `test-${randomUUID().slice(0, 8)}:` },
+        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: true, locksUrl: process.env.REDIS_URL, lockPrefix: `test-${randomUUID().slice(0, 8)}:` },
         clock: { now: () => now },
       });
     });
@@ -24,7 +25,8 @@ for (const d of dialects()) {
       await service?.close();
     });
 
-    for (const strategy of STRATEGIES) {
+    for (const strategy of ALL_STRATEGIES) {
+      const unsafe = (UNSAFE_STRATEGIES as readonly string[]).includes(strategy);
       const newCampaign = async (extra: Record<string, unknown> = {}) => {
         now = T0;
         const id = `ct-${strategy}-${randomUUID().slice(0, 8)}`;
@@ -126,7 +128,7 @@ for (const d of dialects()) {
           assert.equal(code(reused.body), 'IDEMPOTENCY_KEY_REUSED');
           // Another request holds the key (its lease has not run out).
           const fp = fingerprint('claim', { campaignId: id, userId: 'u3' });
-          assert.equal((await service.store.beginIdempotency(id, 'held', fp, 'other-req', now, 60_000)).state, 'owner');
+          assert.equal((await service.keys.begin(id, 'held', fp, 'other-req', now, 60_000)).state, 'owner');
           const busy = await claim(id, 'u3', 'held');
           assert.equal(busy.status, 409);
           assert.equal(code(busy.body), 'IDEMPOTENCY_IN_PROGRESS');
@@ -149,6 +151,18 @@ for (const d of dialects()) {
           assert.equal((await service.audit(id)).ok, true);
         });
 
+        test('a key purged after its retention can be used again (perUserLimit 2)', async () => {
+          const id = await newCampaign({ perUserLimit: 2 });
+          assert.equal((await claim(id, 'u1', 'K')).status, 201);
+          now = T0 + 25 * 3600_000;
+          assert.ok((await service.purgeIdempotencyKeys(24 * 3600_000)) >= 1);
+          const again = await claim(id, 'u1', 'K');
+          assert.equal(again.status, 201, JSON.stringify(again.body));
+          assert.equal(again.replayed, false);
+          assert.equal((await service.listClaims(id, 'u1', 10, null)).items.length, 2);
+          assert.equal((await service.audit(id)).ok, true);
+        });
+
         test('keys are scoped per campaign', async () => {
           const a = await newCampaign();
           const b = await newCampaign();
@@ -158,17 +172,27 @@ for (const d of dialects()) {
           assert.equal(other.replayed, false);
         });
 
-        test('concurrent claims in one process never oversell', async () => {
+        // Optimistic strategies may give up under contention (503, nothing issued): counted, not failed.
+        const optimistic = strategy.startsWith('optimistic');
+        const settled = (p: Promise<{ status: number }>) =>
+          p.catch((e: { code?: string; details?: { reason?: string } }) => {
+            if (optimistic && e.code === 'UNAVAILABLE' && e.details?.reason === 'contention') return { status: 503 };
+            throw e;
+          });
+
+        test('concurrent claims in one process never oversell', { skip: strategy === 'naive' ? 'naive oversells by design (the race lab shows it)' : false }, async () => {
           const id = await newCampaign({ stock: 7 });
-          const outs = await Promise.all(Array.from({ length: 30 }, (_, i) => claim(id, `u${i % 20}`)));
-          assert.equal(outs.filter((o) => o.status === 201).length, 7);
-          assert.equal((await service.getCampaign(id)).issued, 7);
+          const outs = await Promise.all(Array.from({ length: 30 }, (_, i) => settled(claim(id, `u${i % 20}`))));
+          const ok = outs.filter((o) => o.status === 201).length;
+          if (optimistic) assert.ok(ok >= 1 && ok <= 7, `issued ${ok}`);
+          else assert.equal(ok, 7);
+          assert.equal((await service.getCampaign(id)).issued, ok);
           assert.equal((await service.audit(id)).ok, true);
         });
 
-        test('the audit reads one snapshot: it passes while claims commit', async () => {
+        test('the audit reads one snapshot: it passes while claims commit', { skip: unsafe ? 'unsafe strategies write in separate statements: the audit sees their halves' : false }, async () => {
           const id = await newCampaign({ stock: 200 });
-          const claims = Promise.all(Array.from({ length: 120 }, (_, i) => claim(id, `u${i}`)));
+          const claims = Promise.all(Array.from({ length: 120 }, (_, i) => settled(claim(id, `u${i}`))));
           const audits = [];
           for (let i = 0; i < 6; i++) audits.push(await service.audit(id));
           await claims;

@@ -34,6 +34,14 @@ test('every problem is reported, one line each, naming the variable', () => {
   for (const n of names) assert.ok(err.problems.some((p) => p.startsWith(n)), `a problem names ${n}`);
 });
 
+test('DB_IDLE_TX_TIMEOUT_MS: 2000 by default, 100 to 600000', () => {
+  assert.equal(loadConfig({}).dbIdleTxTimeoutMs, 2000);
+  assert.equal(loadConfig({ DB_IDLE_TX_TIMEOUT_MS: '1500' }).dbIdleTxTimeoutMs, 1500);
+  for (const bad of ['50', '600001', '2s']) {
+    assert.throws(() => loadConfig({ DB_IDLE_TX_TIMEOUT_MS: bad }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('DB_IDLE_TX_TIMEOUT_MS'));
+  }
+});
+
 test('the README configuration table lists every setting with its default', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   const rows = new Map([...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]));

@@ -10,6 +10,9 @@ interface DriverError {
 
 const PG_RETRYABLE = new Set(['40001', '40P01', '55P03']);
 const MYSQL_RETRYABLE = new Set([1213, 1205]);
+/** MariaDB max_statement_time exceeded (ER_STATEMENT_TIMEOUT); MySQL max_execution_time
+ * exceeded (ER_QUERY_TIMEOUT); the server killed the connection (ER_CONNECTION_KILLED). */
+const MYSQL_UNAVAILABLE = new Set([1969, 3024, 1927]);
 const NET_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
   'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', 'PROTOCOL_ENQUEUE_AFTER_QUIT',
@@ -30,9 +33,11 @@ export function isUnavailable(err: unknown): boolean {
   if (!e) return false;
   if (typeof e.code === 'string') {
     if (NET_CODES.has(e.code)) return true;
-    // PostgreSQL: connection exceptions, shutdown, too many connections, query canceled (timeout).
-    if (/^(08|57P0|53300|57014)/.test(e.code)) return true;
+    // PostgreSQL: connection exceptions, shutdown, too many connections, query canceled
+    // (statement timeout), session ended by idle_in_transaction_session_timeout.
+    if (/^(08|57P0|53300|57014|25P03)/.test(e.code)) return true;
   }
+  if (typeof e.errno === 'number' && MYSQL_UNAVAILABLE.has(e.errno)) return true;
   if (e.fatal === true) return true;
   const msg = typeof e.message === 'string' ? e.message : '';
   return /Connection terminated|connection timeout|timeout exceeded|Query read timeout|Client has encountered a connection error|Cannot enqueue|connect ECONNREFUSED|socket hang up|closed state|Pool is closed|pool.*destroyed|driver has already been destroyed/i.test(msg);
@@ -41,4 +46,10 @@ export function isUnavailable(err: unknown): boolean {
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as DriverError | null;
   return !!e && (e.code === '23505' || e.errno === 1062 || e.code === 'ER_DUP_ENTRY');
+}
+
+/** A CHECK constraint refused the row (PostgreSQL 23514; MariaDB 4025, MySQL 3819). */
+export function isCheckViolation(err: unknown): boolean {
+  const e = err as DriverError | null;
+  return !!e && (e.code === '23514' || e.errno === 4025 || e.errno === 3819);
 }

@@ -1,8 +1,12 @@
-// The real clock and id source.
+// The real clock, id and randomness sources.
 import { randomBytes } from 'node:crypto';
 import type { Clock, IdSource } from '../../ports/clock.ts';
+import type { RandomSource } from '../../ports/random.ts';
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** Non-cryptographic: retry jitter. */
+export const systemRandom: RandomSource = { next: () => Math.random() };
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32
 

@@ -1,7 +1,7 @@
 // Fallback FenceAnchor: epochs from the Redis server clock (TIME, in ms). Survives restarts and
 // FLUSHALL without another store, but is only monotonic while the server clock never steps back
 // (NTP step, VM restore, failover to a host with a slower clock). Prefer a durable anchor (SQL).
-import type { RedisClient } from '../../adapters/redis/client.ts';
+import type { RedisClient } from './client.ts';
 import type { FenceAnchor } from '../../ports/fence-anchor.ts';
 
 export class RedisTimeFenceAnchor implements FenceAnchor {

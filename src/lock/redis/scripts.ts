@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isNoScriptError, type RedisArg, type RedisClient } from '../../adapters/redis/client.ts';
+import { isNoScriptError, type RedisArg, type RedisClient } from './client.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 const PACKAGE_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;

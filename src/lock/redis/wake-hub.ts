@@ -1,6 +1,6 @@
 // One shared subscriber connection per provider, with reference-counted channel subscriptions.
 // Unused channels linger briefly so a busy key does not SUBSCRIBE/UNSUBSCRIBE on every wait.
-import type { RedisClient, RedisSubscriber } from '../../adapters/redis/client.ts';
+import type { RedisClient, RedisSubscriber } from './client.ts';
 import type { WakeSubscription } from '../types.ts';
 
 interface Channel {

@@ -1,11 +1,11 @@
 // Campaigns, claims, per-user counters and idempotency keys: the durable guards of issue #2.
-import type { SqlFamily } from '../connect.ts';
-import { columnTypes } from './column-types.ts';
+import type { MigrationOptions } from './index.ts';
+import type { SqlDialect } from '../dialect.ts';
 
 export const initial = {
   name: '001-initial',
-  statements(family: SqlFamily): string[] {
-    const t = columnTypes(family);
+  statements(dialect: SqlDialect, opts: MigrationOptions = {}): string[] {
+    const t = dialect.types;
     return [
       `CREATE TABLE campaigns (
         id ${t.id} NOT NULL PRIMARY KEY,
@@ -18,8 +18,10 @@ export const initial = {
         per_user_daily_limit integer NULL,
         starts_at bigint NULL,
         ends_at bigint NULL,
-        created_at bigint NOT NULL,
-        CONSTRAINT campaigns_issued_within_stock CHECK (issued >= 0 AND issued <= stock)
+        created_at bigint NOT NULL${
+          // The race lab's schema leaves the backstop out, to show the oversell it would refuse.
+          opts.stockBackstop === false ? '' : ',\n        CONSTRAINT campaigns_issued_within_stock CHECK (issued >= 0 AND issued <= stock)'
+        }
       )${t.table}`,
       `CREATE TABLE claims (
         id ${t.id} NOT NULL PRIMARY KEY,

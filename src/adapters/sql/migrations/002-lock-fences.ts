@@ -1,13 +1,12 @@
 // Fencing state for the lock library: durable epochs (SqlFenceAnchor) and the highest fence
 // seen per resource (checkFence). Fences are DECIMAL(39,0): with the Redis TIME anchor they
 // exceed 64 bits (epoch in ms << 40).
-import type { SqlFamily } from '../connect.ts';
-import { columnTypes } from './column-types.ts';
+import type { SqlDialect } from '../dialect.ts';
 
 export const lockFences = {
   name: '002-lock-fences',
-  statements(family: SqlFamily): string[] {
-    const t = columnTypes(family);
+  statements(dialect: SqlDialect): string[] {
+    const t = dialect.types;
     return [
       `CREATE TABLE lock_epochs (
         name ${t.id} NOT NULL PRIMARY KEY,

@@ -1,24 +1,30 @@
-// The schema, as an ordered list of migrations. Each migration is raw SQL per dialect family,
-// so every id column is bytewise-compared (ids are case-sensitive) on both families.
+// The schema, as an ordered list of migrations. Each migration is raw SQL from the dialect
+// object, so every id column is bytewise-compared (ids are case-sensitive) on both families.
 import { sql, type Kysely, type Migration } from 'kysely';
-import type { SqlFamily } from '../connect.ts';
+import type { SqlDialect } from '../dialect.ts';
 import { initial } from './001-initial.ts';
 import { lockFences } from './002-lock-fences.ts';
+import { strategyCatalogue } from './003-strategy-catalogue.ts';
+
+export interface MigrationOptions {
+  /** CHECK (issued <= stock) on campaigns; only the race lab's own schema sets it false */
+  stockBackstop?: boolean;
+}
 
 export interface SqlMigration {
   name: string;
-  statements(family: SqlFamily): string[];
+  statements(dialect: SqlDialect, opts?: MigrationOptions): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue];
 
-export function kyselyMigrations(family: SqlFamily): Record<string, Migration> {
+export function kyselyMigrations(dialect: SqlDialect, opts: MigrationOptions = {}): Record<string, Migration> {
   const out: Record<string, Migration> = {};
   for (const m of MIGRATIONS) {
     out[m.name] = {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       async up(db: Kysely<any>) {
-        for (const stmt of m.statements(family)) await sql.raw(stmt).execute(db);
+        for (const stmt of m.statements(dialect, opts)) await sql.raw(stmt).execute(db);
       },
     };
   }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { startRedis, type TestServer } from '../../helpers/servers.ts';
 import { connect } from '../../lock/redis-harness.ts';
 import { lockScript, lockScripts, runScript, LOCK_SCRIPTS_VERSION } from '../../../src/lock/redis/scripts.ts';
-import { isNoScriptError } from '../../../src/adapters/redis/client.ts';
+import { isNoScriptError } from '../../../src/lock/redis/client.ts';
 
 const LUA = fileURLToPath(new URL('../../../src/lock/redis/lua/', import.meta.url));
 
