@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
 import { Redlock } from '@sesamecare-oss/redlock';
 import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor, type LockProvider } from '../src/lock/index.ts';
-import { startRedis, type TestServer } from '../scripts/servers.ts';
+import { startRedis, type TestServer } from '../src/lab/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_LOCK_SECONDS ?? 2);
 const FAIRNESS_SECONDS = Number(process.env.BENCH_LOCK_FAIRNESS_SECONDS ?? 5);

@@ -10,7 +10,7 @@
 # Each server listens on a free 127.0.0.1 port with its data in a fresh temp dir. The state (PID, URL, port,
 # temp dir per kind) lives in ALLOT_SERVICES_DIR (default: .services/ in the repo). Progress goes to stderr;
 # stdout carries only the export lines (up, env) or the status lines (status).
-# Missing server packages are installed with apt-get when running as root (scripts/servers.ts: ensureInstalled).
+# Missing server packages are installed with apt-get when running as root (src/lab/servers.ts: ensureInstalled).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -140,7 +140,7 @@ cmd_up() {
     started="$(now_ms)"
     say "starting ${to_start[*]} ..."
     # --import tsx resolves from the working directory: run from the repo.
-    (cd "$REPO" && node --import tsx scripts/servers.ts up --state-dir "$state_abs" "${to_start[@]}") >&2 ||
+    (cd "$REPO" && node --import tsx src/lab/servers.ts up --state-dir "$state_abs" "${to_start[@]}") >&2 ||
       die "could not start ${to_start[*]} (see the messages above)"
     for kind in "${to_start[@]}"; do
       kind_running "$kind" || die "$kind did not come up (state in $STATE_DIR)"

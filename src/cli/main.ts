@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isAllotError } from '../core/errors.ts';
 import { ConfigError } from '../service/config.ts';
 import { auditCommand, campaignCreate, campaignGet, campaignList, keysPurge, migrateCommand } from './commands.ts';
+import { labCommand } from './lab.ts';
 import { serve } from './serve.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -24,6 +25,7 @@ const program = new Command()
 dbOptions(program.command('serve').description('run the HTTP service (the default of `npm start`)'))
   .addOption(new Option('-p, --port <port>', 'HTTP port').env('PORT'))
   .addOption(new Option('--host <host>', 'interface to listen on').env('HOST'))
+  .option('--allow-unsafe-strategies', 'allow the race lab\'s demo strategies (naive, local-mutex), which can oversell')
   .action((o) => serve(o, pkg.version));
 
 dbOptions(program.command('migrate').description('bring the database schema up to date (safe to run from several instances at once)'))
@@ -54,6 +56,26 @@ dbOptions(campaign.command('list').description('list campaigns'))
   .option('--limit <n>', 'page size (1-1000)', '100')
   .option('--cursor <cursor>', 'nextCursor of the previous page')
   .action((o) => campaignList(o));
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+program
+  .command('lab')
+  .description('race lab: run a scenario from the field reports against each strategy with real worker processes, check the invariants')
+  .option('--list', 'list the scenarios and fault kinds')
+  .option('--scenario <name>', 'scenario to run (see --list)')
+  .option('--backend <name>', 'pglite, postgres or mysql (repeatable or comma-separated; default: the scenario\'s)', collect)
+  .option('--strategies <list>', 'only these strategies, comma-separated')
+  .option('--workers <n>', 'worker processes per run (default 4)')
+  .option('--database-url <url>', 'a server to run on (repeatable; default: DATABASE_URL / DATABASE_URL_PG / DATABASE_URL_MYSQL, else a throwaway server)', collect)
+  .option('--redis-url <url>', 'Redis for redis-lock (default REDIS_URL, else a throwaway server)')
+  .option('--target <url>', 'drive running allot instances over HTTP instead (repeatable; loopback only)', collect)
+  .option('--token <token>', 'admin token of the --target instances (default ALLOT_ADMIN_TOKEN)')
+  .option('--fault <spec>', 'inject a fault: KIND[:ARG][@WHEN] (repeatable; see --list)', collect)
+  .option('--backstop', 'keep the production CHECK (issued <= stock) on the lab schema')
+  .option('--json <file>', 'write one JSON object per strategy x backend')
+  .option('--html <file>', 'write a self-contained HTML report with charts')
+  .option('--out-dir <dir>', 'where histories go (default: a new temp dir)')
+  .action((o) => labCommand(o));
 
 try {
   await program.parseAsync(process.argv);

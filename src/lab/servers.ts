@@ -4,7 +4,7 @@
 // stopped by its PID. Used by test files directly (startRedis / startPostgres / startMariadb) and by
 // scripts/services.sh, which runs this file as a CLI to start long-lived, detached servers:
 //
-//   node --import tsx scripts/servers.ts up --state-dir DIR [redis] [postgres] [mariadb]
+//   node --import tsx src/lab/servers.ts up --state-dir DIR [redis] [postgres] [mariadb]
 //
 // writes DIR/<kind>.pid, DIR/<kind>.url, DIR/<kind>.port and DIR/<kind>.dir for each kind started.
 //
@@ -745,6 +745,8 @@ export async function startMariadb(opts: StartOptions = {}): Promise<TestServer>
         ...['127.0.0.1', 'localhost'].flatMap((host) => [
           `CREATE USER IF NOT EXISTS '${DB_USER}'@'${host}' IDENTIFIED BY '${password}';`,
           `GRANT ALL PRIVILEGES ON ${DB_NAME}.* TO '${DB_USER}'@'${host}';`,
+          // The race lab makes a database of its own per run (lab_<id>), never touching the service's tables.
+          `GRANT ALL PRIVILEGES ON \`lab\\_%\`.* TO '${DB_USER}'@'${host}';`,
         ]),
         '',
       ].join('\n'),
@@ -841,7 +843,7 @@ export function startServer(kind: ServerKind, opts: StartOptions = {}): Promise<
 
 /** Let a server (started with { detached: true }) outlive this process: it is no longer killed or removed at exit. */
 export function keepRunning(server: TestServer): void {
-  if (!(server instanceof ManagedServer)) throw new Error('keepRunning: not a server started by scripts/servers.ts');
+  if (!(server instanceof ManagedServer)) throw new Error('keepRunning: not a server started by src/lab/servers.ts');
   server.release();
 }
 
@@ -896,7 +898,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'up') {
     await cliUp(rest);
   } else {
-    process.stderr.write('usage: node --import tsx scripts/servers.ts up --state-dir DIR [redis] [postgres] [mariadb]\n');
+    process.stderr.write('usage: node --import tsx src/lab/servers.ts up --state-dir DIR [redis] [postgres] [mariadb]\n');
     process.exitCode = 2;
   }
 }

@@ -1,4 +1,4 @@
-// scripts/servers.ts: private Redis / PostgreSQL / MariaDB start, answer real queries, stop by PID,
+// src/lab/servers.ts: private Redis / PostgreSQL / MariaDB start, answer real queries, stop by PID,
 // come back on the same port with their data, and leave nothing behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
