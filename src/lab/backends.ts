@@ -61,7 +61,7 @@ export async function openLabDatabase(backend: LabBackend, opts: { given?: strin
   }
   const conn = await connectSql({ url, poolSize: 1, timeoutMs: 10_000 });
   try {
-    await migrateToLatest(conn, { stockBackstop: opts.stockBackstop, ...(backend === 'postgres' ? { schema: name } : {}) });
+    await migrateToLatest(conn, { stockBackstop: opts.stockBackstop });
   } finally {
     await conn.db.destroy();
   }

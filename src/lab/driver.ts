@@ -113,6 +113,15 @@ async function httpSnapshot(target: string, token: string, campaignId: string): 
   return { campaignId, stock: Number(c.stock), issued: Number(c.issued), perUserLimit: Number(c.perUserLimit), perUserDailyLimit: c.perUserDailyLimit === null ? null : Number(c.perUserDailyLimit), claims };
 }
 
+/** Completions (any outcome) per second from the first invoke to the last completion. */
+function answeredPerSec(history: HistoryEvent[]): number {
+  const invokes = history.filter((e) => e.type === 'invoke');
+  const done = history.filter((e) => e.type !== 'invoke');
+  if (invokes.length === 0 || done.length === 0) return 0;
+  const span = done.reduce((m, e) => Math.max(m, e.t), -Infinity) - invokes.reduce((m, e) => Math.min(m, e.t), Infinity);
+  return span > 0 ? (done.length * 1000) / span : 0;
+}
+
 /** Sums the verdicts of a run's campaigns into one set of checks. */
 function mergeChecks(all: CheckResult[][]): CheckResult[] {
   const byName = new Map<string, CheckResult>();
@@ -168,6 +177,7 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
     for (const id of campaigns) {
       await service.createCampaign({ id, kind: 'coupon', name: runId, stock: scenario.campaign.stock, perUserLimit: scenario.campaign.perUserLimit, perUserDailyLimit: scenario.campaign.perUserDailyLimit ?? null, strategy: run.strategy });
     }
+    await service.createCampaign({ id: `${runId}-warmup`, kind: 'coupon', name: `${runId} warm-up`, stock: 1_000_000, strategy: run.strategy });
     if (backend === 'pglite') {
       await service.close();
       service = null;
@@ -188,7 +198,7 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
         historyFile: historyFiles[w]!,
         ops: share(w),
         mode: http ? 'http' : 'direct',
-        ...(http ? { targets: opts.targets!, token: opts.token ?? '' } : { databaseUrl: ctx.workerDbUrl! }),
+        ...(http ? { targets: opts.targets!, token: opts.token ?? '' } : { databaseUrl: ctx.workerDbUrl!, ...(scenario.lockExpiry ? {} : { warmupCampaignId: `${runId}-warmup` }) }),
         ...(scenario.isolation?.[backend] ? { isolation: scenario.isolation[backend] } : {}),
         ...(ctx.redisUrl ? { locksUrl: ctx.redisUrl, lockPrefix: `lab:${runId}:` } : {}),
         poolSize: scenario.poolSize ?? 10,
@@ -261,6 +271,7 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
     lostAcks: verdicts.reduce((a, v) => a + v.lostAcks, 0),
     retries: completions.reduce((a, e) => a + (e.retries ?? 0), 0),
     claimsPerSec: Math.round(throughput(history)),
+    requestsPerSec: Math.round(answeredPerSec(history)),
     p50Ms: Math.round(p50Ms * 10) / 10,
     p99Ms: Math.round(p99Ms * 10) / 10,
     scenario: scenario.name,

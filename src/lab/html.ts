@@ -53,6 +53,7 @@ export const labColumns: readonly LabColumn[] = [
   { header: 'duplicates', numeric: true, cell: (r) => int(r.duplicates), bad: (r) => positive(r.duplicates) },
   { header: 'lost acks', numeric: true, cell: (r) => int(r.lostAcks), bad: (r) => positive(r.lostAcks) },
   { header: 'retries', numeric: true, cell: (r) => int(r.retries) },
+  { header: 'req/s', numeric: true, cell: (r) => rate(r.requestsPerSec) },
   { header: 'claims/s', numeric: true, cell: (r) => rate(r.claimsPerSec) },
   { header: 'p50 ms', numeric: true, cell: (r) => ms(r.p50Ms) },
   { header: 'p99 ms', numeric: true, cell: (r) => ms(r.p99Ms) },

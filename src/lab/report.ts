@@ -96,6 +96,7 @@ export function toJsonRows(report: LabReport): LabJsonRow[] {
     p50Ms: r.p50Ms,
     p99Ms: r.p99Ms,
     scenario: r.scenario,
+    requestsPerSec: r.requestsPerSec,
     workers: r.workers,
     errors: r.errors,
     unknown: r.unknown,

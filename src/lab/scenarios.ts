@@ -29,7 +29,7 @@ export interface Scenario {
   backends: LabBackend[];
   /** session isolation per backend (the prize application runs MariaDB at REPEATABLE READ) */
   isolation?: Partial<Record<LabBackend, 'read committed' | 'repeatable read'>>;
-  /** latency the lab's TCP proxy adds between the app and the database */
+  /** latency the lab's TCP proxy adds between the app and the database, each way */
   dbLatencyMs?: number;
   /** ms the unsafe strategies spend between check and write (the seeds' business logic) */
   thinkMs?: number;
@@ -71,7 +71,7 @@ export const SCENARIOS: readonly Scenario[] = [
     workload: () => spread(Array.from({ length: 1000 }, () => ({ userId: 'openid-1', key: null })), 1000),
     runs: (w) => [{ strategy: 'naive', workers: w }, { strategy: 'local-mutex', workers: 1 }, { strategy: 'local-mutex', workers: w }, ...SAFE.map((s) => ({ strategy: s, workers: w }))],
     backends: ['postgres'],
-    thinkMs: 2,
+    thinkMs: 5,
     unsafe: ['naive', 'local-mutex'],
   },
   {
@@ -103,13 +103,13 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'slow-db',
-    description: '100 ms between the app and the database (a TCP proxy): the naive read-then-write oversells by dozens.',
+    description: '100 ms round trip between the app and the database (a TCP proxy, 50 ms each way): the naive read-then-write oversells by dozens.',
     report: '5. Coupon claim',
     campaign: { stock: 10, perUserLimit: 1 },
     workload: () => Array.from({ length: 200 }, (_, i) => ({ userId: `user-${i}`, key: `k-${i}`, at: 0 })),
     runs: (w) => ['naive', 'conditional', 'pessimistic', 'redis-lock'].map((s) => ({ strategy: s, workers: w })),
     backends: ['postgres'],
-    dbLatencyMs: 100,
+    dbLatencyMs: 50,
     unsafe: ['naive'],
   },
   {

@@ -84,6 +84,9 @@ export interface LabRow {
   p50Ms: number;
   p99Ms: number;
   scenario: string;
+  /** answered requests (any outcome) per second over the run's span: what a strategy costs
+   * when the stock, not the strategy, limits claims/s */
+  requestsPerSec: number;
   workers: number;
   /** other refusals and errors that issued nothing (503, CAMPAIGN_NOT_ACTIVE, …) */
   errors: number;

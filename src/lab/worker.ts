@@ -29,6 +29,8 @@ export interface WorkerJob {
   poolSize?: number;
   thinkMs?: number;
   lockTtlMs?: number;
+  /** a campaign of the run's strategy to warm the claim path on before "ready" (direct mode) */
+  warmupCampaignId?: string;
   /** lock-expiry: before its first transaction, op 0 tells the parent it holds its lock and waits for "proceed" */
   pauseAfterLock?: boolean;
   targets?: string[];
@@ -94,6 +96,13 @@ async function directClient(job: WorkerJob): Promise<Client> {
     },
   });
   let pausing = job.pauseAfterLock === true;
+  // Warm up before "go": the first claims of a fresh process take hundreds of ms (connections,
+  // compilation), and that, not the strategy, would otherwise decide who wins the race.
+  if (job.warmupCampaignId) {
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 4 }, (_, i) => service.claim(job.warmupCampaignId!, `warmup-${job.worker}-${round}-${i}`, null).catch(() => undefined)));
+    }
+  }
   return {
     async claim(op) {
       const out = await service.claim(op.campaignId, op.userId, op.key);

@@ -20,6 +20,7 @@ function row(strategy: string, over: Partial<LabRow>): LabRow {
     strategy,
     backend: 'postgres',
     requests: 1000,
+    requestsPerSec: 400,
     ok: 100,
     soldOut: 900,
     userLimit: 0,

@@ -15,6 +15,7 @@ function row(over: Partial<LabRow>): LabRow {
     strategy: 'conditional',
     backend: 'postgres',
     requests: 1000,
+    requestsPerSec: 400,
     ok: 100,
     soldOut: 880,
     userLimit: 20,
@@ -80,7 +81,7 @@ describe('formatTable', () => {
   it('lists every strategy with its verdict and explains the failed checks', () => {
     const out = formatTable(report, { color: false });
     const lines = out.trimEnd().split('\n');
-    assert.match(lines[0] ?? '', /^strategy\s+backend\s+workers\s+requests\s+ok\s+sold out\s+limit\s+errors\s+unknown\s+oversold\s+duplicates\s+lost acks\s+retries\s+claims\/s\s+p50 ms\s+p99 ms\s+verdict$/);
+    assert.match(lines[0] ?? '', /^strategy\s+backend\s+workers\s+requests\s+ok\s+sold out\s+limit\s+errors\s+unknown\s+oversold\s+duplicates\s+lost acks\s+retries\s+req\/s\s+claims\/s\s+p50 ms\s+p99 ms\s+verdict$/);
     const naiveLine = lines.find((l) => l.startsWith('naive '));
     assert.ok(naiveLine, out);
     assert.match(naiveLine, /violated \(expected: unsafe\)$/);

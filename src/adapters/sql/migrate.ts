@@ -1,6 +1,6 @@
 // Brings the schema up to date. Kysely's migrator takes a database-wide lock (an advisory lock
 // on Postgres, GET_LOCK on MySQL), so any number of instances may start at once.
-import { Migrator, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type MigrationResultSet } from 'kysely';
 import type { SqlConnection } from './connect.ts';
 import { sqlDialect } from './dialect.ts';
 import { kyselyMigrations, type MigrationOptions } from './migrations/index.ts';
@@ -9,16 +9,17 @@ export interface MigrateReport {
   applied: string[];
 }
 
-/** schema: the PostgreSQL schema the connection's search_path points at, when not the default
- * one (the migrator's own tables are looked up there, not in whichever schema has them). */
-export async function migrateToLatest(conn: SqlConnection, opts: MigrationOptions & { schema?: string } = {}): Promise<MigrateReport> {
+export async function migrateToLatest(conn: SqlConnection, opts: MigrationOptions = {}): Promise<MigrateReport> {
   const migrations = kyselyMigrations(sqlDialect(conn.family), opts);
+  // Kysely looks its own tables up in every schema when given none: another schema's
+  // allot_migrations (a race-lab schema, another service) would pass for ours.
+  const schema = (conn.family === 'pg' ? String((await sql<{ s: string }>`SELECT current_schema() AS s`.execute(conn.db)).rows[0]!.s) : undefined);
   const migrator = new Migrator({
     db: conn.db,
     provider: { getMigrations: async () => migrations },
     migrationTableName: 'allot_migrations',
     migrationLockTableName: 'allot_migrations_lock',
-    ...(opts.schema ? { migrationTableSchema: opts.schema } : {}),
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const res: MigrationResultSet = await migrator.migrateToLatest();
   if (res.error) {

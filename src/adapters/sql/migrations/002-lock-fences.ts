@@ -1,5 +1,5 @@
 // Fencing state for the lock library: durable epochs (SqlFenceAnchor) and the highest fence
-// seen per resource (checkFence). Fences are DECIMAL(39,0): with the Redis TIME anchor they
+// seen per resource (raiseFence). Fences are DECIMAL(39,0): with the Redis TIME anchor they
 // exceed 64 bits (epoch in ms << 40).
 import type { SqlDialect } from '../dialect.ts';
 

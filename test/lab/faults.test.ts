@@ -1,0 +1,31 @@
+// The race lab's faults against real servers and processes: kill -9 and SIGSTOP of a worker,
+// Redis restart / FLUSHALL / CLIENT PAUSE / resets, database latency, resets and blackholes.
+// The safe strategies hold with zero violations under each.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { holds, lab } from './helpers.ts';
+
+describe('race lab faults: the safe strategies hold with zero violations', () => {
+  const cases: Array<{ fault: string; strategies: string[]; ownRedis?: boolean }> = [
+    { fault: 'kill-worker@300ms', strategies: ['conditional', 'redis-lock'] },
+    { fault: 'stop-worker:1500@300ms', strategies: ['conditional', 'redis-lock'] },
+    { fault: 'db-latency:20', strategies: ['pessimistic', 'optimistic'] },
+    { fault: 'db-reset@300ms', strategies: ['conditional', 'pessimistic', 'optimistic', 'redis-lock'] },
+    { fault: 'db-blackhole:800@300ms', strategies: ['conditional', 'redis-lock'] },
+    { fault: 'redis-flushall@300ms', strategies: ['redis-lock'] },
+    { fault: 'redis-pause:500@300ms', strategies: ['redis-lock'] },
+    { fault: 'redis-reset@300ms', strategies: ['redis-lock'] },
+    { fault: 'redis-restart@300ms', strategies: ['redis-lock'], ownRedis: true },
+  ];
+  for (const c of cases) {
+    test(`${c.fault}: ${c.strategies.join(', ')}`, async () => {
+      const report = await lab({ scenario: 'stampede', strategies: c.strategies, workers: 2, faults: [c.fault], ...(c.ownRedis ? { redisUrl: undefined } : {}) });
+      assert.equal(report.rows.length, c.strategies.length);
+      for (const r of report.rows) {
+        holds(r);
+        assert.deepEqual(r.faults, [c.fault]);
+        assert.ok(r.ok > 0, `${r.strategy} issued nothing under ${c.fault}`);
+      }
+    });
+  }
+});
