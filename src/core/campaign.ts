@@ -1,11 +1,24 @@
-// Campaign domain: the durable record, its limits and the activity window. Pure, no I/O.
+// Campaign domain: the durable record, its limits, the activity window and, for a lottery, its
+// prizes and the commitment to its secret seed. Pure, no I/O.
 import { AllotError } from './errors.ts';
+import { seedCommitment } from './lottery.ts';
 
 export const MAX_STOCK = 2 ** 31 - 1;
 export const ID_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
 export const ID_REGEX = new RegExp(ID_PATTERN);
 
 export type CampaignKind = 'coupon' | 'lottery';
+
+/** A lottery prize: its own stock, issued count and weight. */
+export interface Prize {
+  id: string;
+  name: string;
+  stock: number;
+  issued: number;
+  weight: number;
+}
+
+export const MAX_PRIZES = 100;
 
 export interface Campaign {
   id: string;
@@ -19,6 +32,24 @@ export interface Campaign {
   startsAt: number | null; // epoch ms
   endsAt: number | null; // epoch ms, exclusive
   createdAt: number; // epoch ms
+  /** paused campaigns refuse claims (CAMPAIGN_NOT_ACTIVE) */
+  paused: boolean;
+  /** lottery: weight of drawing nothing */
+  missWeight: number;
+  /** lottery: the consolation prize given when no weighted prize can be had */
+  fallbackPrizeId: string | null;
+  /** lottery: SHA-256 of the secret seed, published at creation */
+  seedCommitment: string | null;
+  /** lottery: the prizes, sorted by id (empty for a coupon campaign); stock and issued of a
+   * lottery campaign are their sums */
+  prizes: Prize[];
+}
+
+export interface NewPrize {
+  id: string;
+  name: string;
+  stock: number;
+  weight: number;
 }
 
 export interface NewCampaign {
@@ -26,7 +57,7 @@ export interface NewCampaign {
   kind: CampaignKind;
   name: string;
   stock?: number;
-  prizes?: unknown[];
+  prizes?: NewPrize[];
   missWeight?: number;
   fallback?: string | null;
   perUserLimit?: number;
@@ -36,13 +67,37 @@ export interface NewCampaign {
   strategy?: string;
 }
 
-/** Checks what a schema cannot (cross-field rules, dates) and returns the record to insert. */
-export function buildCampaign(input: NewCampaign, id: string, strategy: string, nowMs: number): Campaign {
+/** Checks what a schema cannot (cross-field rules, dates) and returns the record to insert. A
+ * lottery needs `seedHex`, its secret seed (random bytes from the caller). */
+export function buildCampaign(input: NewCampaign, id: string, strategy: string, nowMs: number, seedHex?: string): Campaign {
   const problems: string[] = [];
-  if (input.kind === 'lottery' || input.prizes !== undefined || input.missWeight !== undefined || (input.fallback !== undefined && input.fallback !== null)) {
-    problems.push('lottery campaigns (kind "lottery", prizes, missWeight, fallback) are not available in this version yet; create a "coupon" campaign');
+  const lottery = input.kind === 'lottery';
+  let prizes: Prize[] = [];
+  if (lottery) {
+    if (input.stock !== undefined) problems.push('a lottery has stock per prize: give "prizes" and leave out "stock"');
+    if (!input.prizes || input.prizes.length === 0) problems.push('a lottery needs at least one prize in "prizes"');
+    else {
+      if (input.prizes.length > MAX_PRIZES) problems.push(`a lottery has at most ${MAX_PRIZES} prizes`);
+      const seen = new Set<string>();
+      for (const p of input.prizes) {
+        if (!ID_REGEX.test(p.id)) problems.push(`prize id "${p.id}" must be 1-128 characters from [A-Za-z0-9_.:-]`);
+        if (seen.has(p.id)) problems.push(`prize id "${p.id}" appears twice`);
+        seen.add(p.id);
+        if (!Number.isSafeInteger(p.stock) || p.stock < 0 || p.stock > MAX_STOCK) problems.push(`prize ${p.id}: stock must be 0..${MAX_STOCK}`);
+        if (!Number.isSafeInteger(p.weight) || p.weight < 0 || p.weight > MAX_STOCK) problems.push(`prize ${p.id}: weight must be 0..${MAX_STOCK}`);
+      }
+      const total = input.prizes.reduce((a, p) => a + p.stock, 0);
+      if (total > MAX_STOCK) problems.push(`the prizes' stock adds up to ${total}, above ${MAX_STOCK}`);
+      prizes = input.prizes.map((p) => ({ id: p.id, name: p.name, stock: p.stock, issued: 0, weight: p.weight })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    }
+    const fallback = input.fallback ?? null;
+    if (fallback !== null && !prizes.some((p) => p.id === fallback)) problems.push(`fallback "${fallback}" must be the id of one of the prizes (the consolation prize, with its own stock)`);
+  } else {
+    if (input.prizes !== undefined || input.missWeight !== undefined || (input.fallback !== undefined && input.fallback !== null)) {
+      problems.push('prizes, missWeight and fallback belong to a lottery: create it with "kind": "lottery"');
+    }
+    if (input.stock === undefined) problems.push('stock is required for a coupon campaign');
   }
-  if (input.stock === undefined) problems.push('stock is required for a coupon campaign');
   const startsAt = parseInstant(input.startsAt, 'startsAt', problems);
   const endsAt = parseInstant(input.endsAt, 'endsAt', problems);
   if (startsAt !== null && endsAt !== null && endsAt <= startsAt) problems.push('endsAt must be after startsAt');
@@ -51,18 +106,24 @@ export function buildCampaign(input: NewCampaign, id: string, strategy: string, 
   if (problems.length > 0) {
     throw new AllotError('VALIDATION_FAILED', problems.join('; '), { problems });
   }
+  if (lottery && seedHex === undefined) throw new Error('buildCampaign: a lottery needs its seed');
   return {
     id,
-    kind: 'coupon',
+    kind: lottery ? 'lottery' : 'coupon',
     name: input.name,
     strategy,
-    stock: input.stock ?? 0,
+    stock: lottery ? prizes.reduce((a, p) => a + p.stock, 0) : (input.stock ?? 0),
     issued: 0,
     perUserLimit,
     perUserDailyLimit,
     startsAt,
     endsAt,
     createdAt: nowMs,
+    paused: false,
+    missWeight: lottery ? (input.missWeight ?? 0) : 0,
+    fallbackPrizeId: lottery ? (input.fallback ?? null) : null,
+    seedCommitment: lottery && seedHex !== undefined ? seedCommitment(seedHex) : null,
+    prizes,
   };
 }
 
@@ -85,7 +146,8 @@ function parseInstant(value: string | null | undefined, field: string, problems:
   return ms;
 }
 
-export function isActive(c: Pick<Campaign, 'startsAt' | 'endsAt'>, nowMs: number): boolean {
+export function isActive(c: Pick<Campaign, 'startsAt' | 'endsAt' | 'paused'>, nowMs: number): boolean {
+  if (c.paused) return false;
   if (c.startsAt !== null && nowMs < c.startsAt) return false;
   if (c.endsAt !== null && nowMs >= c.endsAt) return false;
   return true;
@@ -93,6 +155,15 @@ export function isActive(c: Pick<Campaign, 'startsAt' | 'endsAt'>, nowMs: number
 
 export function remaining(c: Pick<Campaign, 'stock' | 'issued'>): number {
   return c.stock - c.issued;
+}
+
+export interface PrizeView {
+  id: string;
+  name: string;
+  stock: number;
+  issued: number;
+  remaining: number;
+  weight: number;
 }
 
 export interface CampaignView {
@@ -108,9 +179,14 @@ export interface CampaignView {
   startsAt: string | null;
   endsAt: string | null;
   createdAt: string;
+  paused: boolean;
+  prizes?: PrizeView[];
+  missWeight?: number;
+  fallback?: string | null;
+  seedCommitment?: string;
 }
 
-/** The API view of a campaign (ISO dates, remaining). */
+/** The API view of a campaign (ISO dates, remaining; a lottery's prizes and seed commitment). */
 export function campaignView(c: Campaign): CampaignView {
   return {
     id: c.id,
@@ -125,5 +201,14 @@ export function campaignView(c: Campaign): CampaignView {
     startsAt: c.startsAt === null ? null : new Date(c.startsAt).toISOString(),
     endsAt: c.endsAt === null ? null : new Date(c.endsAt).toISOString(),
     createdAt: new Date(c.createdAt).toISOString(),
+    paused: c.paused,
+    ...(c.kind === 'lottery'
+      ? {
+          prizes: c.prizes.map((p) => ({ id: p.id, name: p.name, stock: p.stock, issued: p.issued, remaining: p.stock - p.issued, weight: p.weight })),
+          missWeight: c.missWeight,
+          fallback: c.fallbackPrizeId,
+          seedCommitment: c.seedCommitment ?? '',
+        }
+      : {}),
   };
 }

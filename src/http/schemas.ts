@@ -52,6 +52,11 @@ export const CampaignView = Type.Object({
   startsAt: Type.Union([Type.String(), Type.Null()]),
   endsAt: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
+  paused: Type.Boolean(),
+  prizes: Type.Optional(Type.Array(Type.Object({ id: Type.String(), name: Type.String(), stock: Type.Integer(), issued: Type.Integer(), remaining: Type.Integer(), weight: Type.Integer() }), { description: 'lottery: each prize with its stock, issued and remaining' })),
+  missWeight: Type.Optional(Type.Integer({ description: 'lottery: weight of drawing nothing' })),
+  fallback: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'lottery: the consolation prize' })),
+  seedCommitment: Type.Optional(Type.String({ description: 'lottery: SHA-256 (hex) of the secret seed of its draws' })),
 });
 
 export const ClaimView = Type.Object({

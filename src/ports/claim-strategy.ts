@@ -5,7 +5,7 @@
 // infrastructure (and for give-ups, as AllotError UNAVAILABLE: nothing was issued).
 import type { Campaign } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
-import type { ClaimStore, ClaimTx } from './claim-store.ts';
+import type { ClaimStore, ClaimTx, StockUnit } from './claim-store.ts';
 
 export interface ClaimRequest {
   campaign: Campaign;
@@ -14,6 +14,11 @@ export interface ClaimRequest {
   nowMs: number;
   day: string;
   idempotencyKey: string | null;
+  /** The unit to take: the campaign's stock, a lottery prize's, or null for a lottery miss
+   * (nothing to take: only the user's limits count). */
+  unit: StockUnit | null;
+  /** A lottery claim's draw record, stored with the claim. */
+  draw: string | null;
   /** Runs inside the claim's transaction, after the claim row is written and before COMMIT. */
   beforeCommit(tx: ClaimTx, claim: Claim): Promise<void>;
   signal?: AbortSignal;

@@ -1,12 +1,14 @@
 // Runs one claim end to end: campaign lookup, the Idempotency-Key protocol, the activity
-// window and the campaign's strategy, which owns its transaction and its retries. Business
-// refusals are answers; infrastructure failures are thrown (and answered 503 by the HTTP layer).
+// window, a lottery's draw (and redraws when the drawn prize's last unit went to someone else)
+// and the campaign's strategy, which owns its transaction and its retries. Business refusals
+// are answers; infrastructure failures are thrown (and answered 503 by the HTTP layer).
 import { isActive, type Campaign } from '../core/campaign.ts';
-import { claimView, utcDay } from '../core/claim.ts';
+import { claimView, utcDay, type Claim } from '../core/claim.ts';
+import { canonicalCandidates, drawValue, pickPrize, type DrawAttempt } from '../core/lottery.ts';
 import { AllotError, errorBody, type ErrorCode } from '../core/errors.ts';
 import { fingerprint, type StoredResponse } from '../core/idempotency.ts';
-import type { ClaimStore } from '../ports/claim-store.ts';
-import type { ClaimStrategy, StrategyStats } from '../ports/claim-strategy.ts';
+import type { ClaimStore, ClaimTx, StockUnit } from '../ports/claim-store.ts';
+import type { ClaimStrategy, StrategyOutcome, StrategyStats } from '../ports/claim-strategy.ts';
 import type { Clock, IdSource } from '../ports/clock.ts';
 import type { IdempotencyProtocol, IdempotencyScope } from './idempotency.ts';
 
@@ -39,6 +41,17 @@ const REFUSALS: Partial<Record<ErrorCode, ClaimResult>> = {
 };
 
 const CACHE_LIMIT = 10_000;
+/** How long a campaign's settings (pause included) and a "sold out" are trusted without asking
+ * the store: a pause or an added unit made on another instance is seen within this time. */
+const CACHE_TTL_MS = 1_000;
+/** Draw attempts of one lottery claim before falling back: each lost race removes a prize. */
+export const MAX_DRAW_ATTEMPTS = 5;
+
+/** The draw record stored with a lottery claim: what GET /v1/claims/:id/proof shows. */
+export interface DrawRecord {
+  attempts: DrawAttempt[];
+  fallback: boolean;
+}
 
 interface Decided {
   response: StoredResponse;
@@ -46,11 +59,12 @@ interface Decided {
 }
 
 export class ClaimEngine {
-  // Only the immutable part of a campaign is cached; stock is always decided by the store.
-  private readonly campaigns = new Map<string, Campaign>();
-  // Stock never shrinks below issued and never grows back here, so "sold out" once seen stays
-  // true for this engine: later claims skip the database.
-  private readonly soldOut = new Set<string>();
+  // Settings of a campaign (not its stock, which the store decides), each with its expiry.
+  private readonly campaigns = new Map<string, { campaign: Campaign; until: number }>();
+  // Units (a campaign's stock, or a prize's) seen sold out, until when to believe it.
+  private readonly soldOut = new Map<string, number>();
+  // A lottery's secret seed never changes.
+  private readonly seeds = new Map<string, string>();
 
   constructor(private readonly deps: ClaimEngineDeps) {}
 
@@ -69,16 +83,36 @@ export class ClaimEngine {
     }
   }
 
+  /** Forget what this engine knows of a campaign (after a pause, a resume or added stock here). */
+  invalidate(campaignId: string): void {
+    this.campaigns.delete(campaignId);
+    for (const k of this.soldOut.keys()) if (k === campaignId || k.startsWith(`${campaignId}\u0000`)) this.soldOut.delete(k);
+  }
+
   private async campaign(id: string): Promise<Campaign | null> {
     const hit = this.campaigns.get(id);
-    if (hit) return hit;
+    if (hit && hit.until > performance.now()) return hit.campaign;
     const c = await this.deps.store.getCampaign(id);
     if (c) {
       if (this.campaigns.size >= CACHE_LIMIT) this.campaigns.clear();
-      this.campaigns.set(id, c);
-      if (c.issued >= c.stock) this.soldOut.add(id);
+      this.campaigns.set(id, { campaign: c, until: performance.now() + CACHE_TTL_MS });
+      if (c.kind === 'coupon' && c.issued >= c.stock) this.markSoldOut({ campaignId: id, prizeId: null });
     }
     return c;
+  }
+
+  private unitKey(u: StockUnit): string {
+    return u.prizeId === null ? u.campaignId : `${u.campaignId}\u0000${u.prizeId}`;
+  }
+
+  private isSoldOut(u: StockUnit): boolean {
+    const until = this.soldOut.get(this.unitKey(u));
+    return until !== undefined && until > performance.now();
+  }
+
+  private markSoldOut(u: StockUnit): void {
+    if (this.soldOut.size >= CACHE_LIMIT) this.soldOut.clear();
+    this.soldOut.set(this.unitKey(u), performance.now() + CACHE_TTL_MS);
   }
 
   private async run(campaignId: string, userId: string, key: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
@@ -92,42 +126,36 @@ export class ClaimEngine {
     return { status, body, replayed: false, result: out.value.result, ...(out.value.stats ? { stats: out.value.stats } : {}) };
   }
 
-  private async decide(
-    campaign: Campaign,
-    userId: string,
-    key: string | null,
-    completeIn: IdempotencyScope['completeIn'],
-    signal?: AbortSignal,
-  ): Promise<Decided> {
-    const { store, clock, ids } = this.deps;
-    const now = clock.now();
+  private async decide(campaign: Campaign, userId: string, key: string | null, completeIn: IdempotencyScope['completeIn'], signal?: AbortSignal): Promise<Decided> {
+    const now = this.deps.clock.now();
     if (!isActive(campaign, now)) return refusal('CAMPAIGN_NOT_ACTIVE');
-    if (this.soldOut.has(campaign.id)) return refusal('SOLD_OUT');
     const strategy = this.deps.strategyFor(campaign.strategy);
     if (!strategy) {
       // A rolling deploy: a newer instance created the campaign with a strategy this one does
       // not know. Another instance can serve it; this one changes nothing.
       throw new AllotError('UNAVAILABLE', `This instance does not know the strategy "${campaign.strategy}" of campaign ${campaign.id} (a newer release created it); nothing was issued. Retry: an instance running that release can serve it.`, { outcome: 'nothing-issued', strategy: campaign.strategy });
     }
+    const claimId = this.deps.ids.next('clm_');
     let issued: StoredResponse | null = null;
-    try {
-      const o = await strategy.claim(store, {
+    const attempt = (unit: StockUnit | null, draw: DrawRecord | null): Promise<StrategyOutcome> =>
+      strategy.claim(this.deps.store, {
         campaign,
         userId,
-        claimId: ids.next('clm_'),
+        claimId,
         nowMs: now,
         day: utcDay(now),
         idempotencyKey: key,
+        unit,
+        draw: draw === null ? null : JSON.stringify(draw),
         ...(signal ? { signal } : {}),
-        beforeCommit: async (tx, c) => {
+        beforeCommit: async (tx: ClaimTx, c: Claim) => {
           issued = { status: 201, body: { claim: claimView(c) } };
           await completeIn(tx, issued, c.id);
         },
       });
-      if (o.kind === 'sold_out') {
-        this.soldOut.add(campaign.id);
-        return { ...refusal('SOLD_OUT'), value: { result: 'sold_out', stats: o.stats } };
-      }
+    try {
+      const o = campaign.kind === 'lottery' ? await this.draw(campaign, claimId, attempt) : await this.coupon(campaign, attempt);
+      if (o === null || o.kind === 'sold_out') return { ...refusal('SOLD_OUT'), value: { result: 'sold_out', ...(o ? { stats: o.stats } : {}) } };
       if (o.kind === 'user_limit') return { ...refusal('USER_LIMIT_REACHED'), value: { result: 'user_limit', stats: o.stats } };
       // The same object the transaction stored, so the protocol does not store it again.
       const response = issued ?? { status: 201, body: { claim: claimView(o.claim) } };
@@ -137,6 +165,60 @@ export class ClaimEngine {
       if (err instanceof AllotError && REFUSALS[err.code] !== undefined) return refusal(err.code);
       throw err;
     }
+  }
+
+  private async coupon(campaign: Campaign, attempt: (unit: StockUnit | null, draw: DrawRecord | null) => Promise<StrategyOutcome>): Promise<StrategyOutcome | null> {
+    const unit = { campaignId: campaign.id, prizeId: null };
+    if (this.isSoldOut(unit)) return null;
+    const o = await attempt(unit, null);
+    if (o.kind === 'sold_out') this.markSoldOut(unit);
+    return o;
+  }
+
+  /** A lottery draw: pick by weight among prizes with stock (and the miss), claim the pick; a
+   * prize whose last unit went to someone else meanwhile is left out of the next attempt; after
+   * MAX_DRAW_ATTEMPTS, or when no prize is left, the fallback prize, else SOLD_OUT (null). */
+  private async draw(campaign: Campaign, claimId: string, attempt: (unit: StockUnit | null, draw: DrawRecord | null) => Promise<StrategyOutcome>): Promise<StrategyOutcome | null> {
+    const seed = await this.seedOf(campaign.id);
+    const attempts: DrawAttempt[] = [];
+    const lost = new Set<string>();
+    let last: StrategyOutcome | null = null;
+    for (let n = 1; n <= MAX_DRAW_ATTEMPTS; n++) {
+      const prizes = (await this.deps.store.listPrizes(campaign.id)).filter((p) => !lost.has(p.id) && !this.isSoldOut({ campaignId: campaign.id, prizeId: p.id }));
+      const candidates = canonicalCandidates(prizes.map((p) => ({ id: p.id, weight: p.weight, remaining: p.stock - p.issued })), campaign.missWeight);
+      // Only misses left: the pool is spent; a guaranteed miss would only burn the user's limit.
+      if (!candidates.some((c) => c.prizeId !== null)) break;
+      const { value, hmac } = drawValue(seed, claimId, n);
+      const picked = pickPrize(candidates, value);
+      if (picked === null) break;
+      const rec: DrawAttempt = { attempt: n, candidates, value, hmac, picked: picked.prizeId };
+      attempts.push(rec);
+      const unit = picked.prizeId === null ? null : { campaignId: campaign.id, prizeId: picked.prizeId };
+      last = await attempt(unit, { attempts, fallback: false });
+      if (last.kind !== 'sold_out') return last;
+      rec.lostRace = true;
+      lost.add(picked.prizeId!);
+      this.markSoldOut(unit!);
+    }
+    const fallback = campaign.fallbackPrizeId;
+    if (fallback !== null) {
+      const unit = { campaignId: campaign.id, prizeId: fallback };
+      if (!this.isSoldOut(unit)) {
+        last = await attempt(unit, { attempts, fallback: true });
+        if (last.kind === 'sold_out') this.markSoldOut(unit);
+      }
+    }
+    return last;
+  }
+
+  private async seedOf(campaignId: string): Promise<string> {
+    const hit = this.seeds.get(campaignId);
+    if (hit) return hit;
+    const s = await this.deps.store.getSeed(campaignId);
+    if (!s) throw new Error(`lottery campaign ${campaignId} has no seed`);
+    if (this.seeds.size >= CACHE_LIMIT) this.seeds.clear();
+    this.seeds.set(campaignId, s.seed);
+    return s.seed;
   }
 }
 

@@ -6,7 +6,9 @@ import { SqlClaimStore } from '../adapters/sql/sql-store.ts';
 import { SqlIdempotencyStore } from '../adapters/sql/sql-idempotency-store.ts';
 import { sqlDialect } from '../adapters/sql/dialect.ts';
 import { randomIds, systemClock, systemRandom } from '../adapters/system/clock.ts';
-import { buildCampaign, ID_REGEX, type Campaign, type NewCampaign } from '../core/campaign.ts';
+import { randomBytes } from 'node:crypto';
+import { buildCampaign, ID_REGEX, MAX_STOCK, type Campaign, type NewCampaign } from '../core/campaign.ts';
+import type { DrawProof } from '../core/lottery.ts';
 import type { Claim } from '../core/claim.ts';
 import { AllotError } from '../core/errors.ts';
 import type { AuditCheck, ClaimStore } from '../ports/claim-store.ts';
@@ -16,7 +18,7 @@ import type { RandomSource } from '../ports/random.ts';
 import type { ClaimStrategy } from '../ports/claim-strategy.ts';
 import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
 import type { RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
-import { ClaimEngine, type ClaimOutcome } from './claim-engine.ts';
+import { ClaimEngine, type ClaimOutcome, type DrawRecord } from './claim-engine.ts';
 import { IdempotencyProtocol } from './idempotency.ts';
 import type { Config } from './config.ts';
 import { openLocks, type ServiceLocks } from './locks.ts';
@@ -118,9 +120,60 @@ export class AllotService {
     if (!strategy.safe && !this.opts.config.allowUnsafeStrategies) throw new AllotError('UNSAFE_STRATEGY');
     if (input.id !== undefined && !ID_REGEX.test(input.id)) throw new AllotError('VALIDATION_FAILED', 'id must be 1-128 characters from [A-Za-z0-9_.:-]');
     const id = input.id ?? this.ids.next('cmp_');
-    const campaign = buildCampaign(input, id, strategyName, this.clock.now());
-    if (!(await this.store.insertCampaign(campaign))) throw new AllotError('CAMPAIGN_EXISTS', undefined, { id });
+    // A lottery's secret seed: 32 random bytes, committed to by its SHA-256 in the campaign view.
+    const seed = input.kind === 'lottery' ? randomBytes(32).toString('hex') : null;
+    const campaign = buildCampaign(input, id, strategyName, this.clock.now(), seed ?? undefined);
+    if (!(await this.store.insertCampaign(campaign, seed))) throw new AllotError('CAMPAIGN_EXISTS', undefined, { id });
     return campaign;
+  }
+
+  /** Adds stock to a coupon campaign or to one prize of a lottery; safe beside concurrent claims. */
+  async addStock(id: string, add: { prizeId?: string | undefined; add: number }): Promise<Campaign> {
+    const c = await this.getCampaign(id);
+    if (!Number.isSafeInteger(add.add) || add.add < 1 || add.add > MAX_STOCK) throw new AllotError('VALIDATION_FAILED', `add must be a whole number from 1 to ${MAX_STOCK}`, { field: 'add' });
+    if (c.kind === 'lottery' && add.prizeId === undefined) throw new AllotError('VALIDATION_FAILED', 'a lottery has stock per prize: name the prize with "prizeId"', { field: 'prizeId' });
+    if (c.kind === 'coupon' && add.prizeId !== undefined) throw new AllotError('VALIDATION_FAILED', 'a coupon campaign has no prizes: leave out "prizeId"', { field: 'prizeId' });
+    const prizeId = add.prizeId ?? null;
+    // A lottery's total (the sum over prizes) must stay within bounds too.
+    const max = c.kind === 'lottery' ? MAX_STOCK - (c.stock - (c.prizes.find((p) => p.id === prizeId)?.stock ?? 0)) : MAX_STOCK;
+    const r = await this.store.addStock({ campaignId: id, prizeId }, add.add, max);
+    if (r === 'not_found') throw prizeId === null ? new AllotError('CAMPAIGN_NOT_FOUND', undefined, { id }) : new AllotError('PRIZE_NOT_FOUND', undefined, { id: prizeId, campaignId: id });
+    if (r === 'too_much') throw new AllotError('VALIDATION_FAILED', `the stock would pass ${MAX_STOCK}`, { field: 'add' });
+    this.engine.invalidate(id);
+    return this.getCampaign(id);
+  }
+
+  /** Pauses or resumes claims (idempotent). Other instances see it within a second. */
+  async setPaused(id: string, paused: boolean): Promise<Campaign> {
+    if (!(await this.store.setPaused(id, paused))) throw new AllotError('CAMPAIGN_NOT_FOUND', undefined, { id });
+    this.engine.invalidate(id);
+    return this.getCampaign(id);
+  }
+
+  /** Reveals a lottery's seed (an admin call; also automatic once the campaign has ended). */
+  async revealSeed(id: string): Promise<{ campaignId: string; seed: string; seedCommitment: string; revealedAt: string }> {
+    const c = await this.getCampaign(id);
+    if (c.kind !== 'lottery') throw new AllotError('VALIDATION_FAILED', 'only a lottery has a seed to reveal', { id });
+    await this.store.revealSeed(id, this.clock.now());
+    const s = (await this.store.getSeed(id))!;
+    return { campaignId: id, seed: s.seed, seedCommitment: c.seedCommitment ?? '', revealedAt: new Date(s.revealedAt ?? this.clock.now()).toISOString() };
+  }
+
+  /** What an outsider needs to recompute a lottery claim's draw; SEED_NOT_REVEALED before the
+   * seed is revealed (admin call, or the campaign's end). */
+  async drawProof(claimId: string): Promise<DrawProof> {
+    const claim = await this.getClaim(claimId);
+    const c = await this.getCampaign(claim.campaignId);
+    if (c.kind !== 'lottery') throw new AllotError('VALIDATION_FAILED', 'only a lottery draw has a proof: this claim is a coupon', { id: claimId });
+    let s = await this.store.getSeed(c.id);
+    if (s && s.revealedAt === null && c.endsAt !== null && this.clock.now() >= c.endsAt) {
+      await this.store.revealSeed(c.id, this.clock.now());
+      s = await this.store.getSeed(c.id);
+    }
+    if (!s || s.revealedAt === null) throw new AllotError('SEED_NOT_REVEALED', undefined, { campaignId: c.id, seedCommitment: c.seedCommitment });
+    const raw = await this.store.getDraw(claimId);
+    const draw = raw === null ? { attempts: [], fallback: false } : (JSON.parse(raw) as DrawRecord);
+    return { campaignId: c.id, claimId, seedCommitment: c.seedCommitment ?? '', seed: s.seed, attempts: draw.attempts, prizeId: claim.prizeId, fallback: draw.fallback };
   }
 
   async getCampaign(id: string): Promise<Campaign> {

@@ -20,10 +20,12 @@ export function createConditional(deps: StrategyDeps): ClaimStrategy {
             // The user row first: it is rarely contended, so the hot campaign row is locked for the
             // shortest time (from its update to the commit).
             const limits = { perUserLimit: campaign.perUserLimit, perUserDailyLimit: campaign.perUserDailyLimit, day: req.day };
-            if (!(await tx.guardUser(campaign.id, userId, limits))) throw new Refused('user_limit');
-            if (!(await tx.takeStock(campaign.id, 1))) throw new Refused('sold_out');
+            const day = await tx.guardUser(campaign.id, userId, limits);
+            if (day === null) throw new Refused('user_limit');
+            // A lottery miss takes no unit: only the user's limits count.
+            if (req.unit && !(await tx.takeStock(req.unit, 1))) throw new Refused('sold_out');
             const claim = newClaim(req);
-            await tx.insertClaim(claim, req.day, req.idempotencyKey);
+            await tx.insertClaim(claim, day, req.idempotencyKey, req.draw);
             await req.beforeCommit(tx, claim);
             return claim;
           }),

@@ -9,14 +9,16 @@ import { newClaim, Refused } from './outcome.ts';
 export async function claimWithLockedCounter(tx: ClaimTx, req: ClaimRequest): Promise<Claim> {
   const { campaign, userId, day } = req;
   const counter = await tx.lockUserCounter(campaign.id, userId, day);
-  const dayCount = counter.day === day ? counter.dayCount : 0;
+  // The counter's day never moves backwards (see ClaimTx.guardUser): a late commit counts in it.
+  const effectiveDay = counter.day > day ? counter.day : day;
+  const dayCount = counter.day === effectiveDay ? counter.dayCount : 0;
   if (counter.total >= campaign.perUserLimit) throw new Refused('user_limit');
   if (campaign.perUserDailyLimit !== null && dayCount >= campaign.perUserDailyLimit) throw new Refused('user_limit');
-  await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day, dayCount: dayCount + 1 });
+  await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day: effectiveDay, dayCount: dayCount + 1 });
   // Conditional whatever locks are held: they make it apply, the guard keeps the invariant if they fail.
-  if (!(await tx.takeStock(campaign.id, 1))) throw new Refused('sold_out');
+  if (req.unit && !(await tx.takeStock(req.unit, 1))) throw new Refused('sold_out');
   const claim = newClaim(req);
-  await tx.insertClaim(claim, day, req.idempotencyKey);
+  await tx.insertClaim(claim, effectiveDay, req.idempotencyKey, req.draw);
   await req.beforeCommit(tx, claim);
   return claim;
 }

@@ -13,18 +13,20 @@ import { newClaim } from './outcome.ts';
 export async function naiveClaim(tx: ClaimTx, req: ClaimRequest, thinkMs: number): Promise<StrategyOutcome> {
   const { campaign, userId, day } = req;
   const stats = { retries: 0 };
-  const row = await tx.readStock(campaign.id);
-  if (row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
-  if (row.issued >= row.stock) return { kind: 'sold_out', stats };
+  if (req.unit) {
+    const row = await tx.readStock(req.unit);
+    if (row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
+    if (row.issued >= row.stock) return { kind: 'sold_out', stats };
+  }
   const counter = await tx.readUserCounter(campaign.id, userId, day);
   const dayCount = counter.day === day ? counter.dayCount : 0;
   if (counter.total >= campaign.perUserLimit) return { kind: 'user_limit', stats };
   if (campaign.perUserDailyLimit !== null && dayCount >= campaign.perUserDailyLimit) return { kind: 'user_limit', stats };
   // The seeds' business logic between the check and the write ("build the claim record").
   if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs));
-  if (!(await tx.addIssued(campaign.id, 1))) return { kind: 'sold_out', stats };
+  if (req.unit && !(await tx.addIssued(req.unit, 1))) return { kind: 'sold_out', stats };
   const claim = newClaim(req);
-  await tx.insertClaim(claim, day, req.idempotencyKey);
+  await tx.insertClaim(claim, day, req.idempotencyKey, req.draw);
   // Written from what was read: a concurrent claim of the same user is a lost update.
   await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day, dayCount: dayCount + 1 });
   await req.beforeCommit(tx, claim);

@@ -33,15 +33,19 @@ export function createOptimistic(deps: StrategyDeps, column: 'version' | 'issued
       const { value, retries } = await retrying(policy, deps, req.signal, () =>
         settle(() =>
           store.transaction(async (tx) => {
-            const row = await tx.readStock(campaign.id);
-            if (row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
-            if (row.issued >= row.stock) throw new Refused('sold_out');
+            const unit = req.unit;
+            const row = unit ? await tx.readStock(unit) : null;
+            if (unit && row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
+            if (row && row.issued >= row.stock) throw new Refused('sold_out');
             const limits = { perUserLimit: campaign.perUserLimit, perUserDailyLimit: campaign.perUserDailyLimit, day: req.day };
-            if (!(await tx.guardUser(campaign.id, userId, limits))) throw new Refused('user_limit');
-            const expected = column === 'version' ? row.version : row.issued;
-            if (!(await tx.takeStockAtVersion(campaign.id, column, expected))) throw new TransientConflictError(new VersionConflict());
+            const day = await tx.guardUser(campaign.id, userId, limits);
+            if (day === null) throw new Refused('user_limit');
+            if (unit && row) {
+              const expected = column === 'version' ? row.version : row.issued;
+              if (!(await tx.takeStockAtVersion(unit, column, expected))) throw new TransientConflictError(new VersionConflict());
+            }
             const claim = newClaim(req);
-            await tx.insertClaim(claim, req.day, req.idempotencyKey);
+            await tx.insertClaim(claim, day, req.idempotencyKey, req.draw);
             await req.beforeCommit(tx, claim);
             return claim;
           }),

@@ -24,6 +24,6 @@ export function outcome(result: Claim | Refused, stats: StrategyStats): Strategy
   return result instanceof Refused ? { kind: result.kind, stats } : { kind: 'issued', claim: result, stats };
 }
 
-export function newClaim(req: { claimId: string; campaign: { id: string }; userId: string; nowMs: number }, prizeId: string | null = null): Claim {
-  return { id: req.claimId, campaignId: req.campaign.id, userId: req.userId, prizeId, createdAt: req.nowMs };
+export function newClaim(req: { claimId: string; campaign: { id: string }; userId: string; nowMs: number; unit: { prizeId: string | null } | null }): Claim {
+  return { id: req.claimId, campaignId: req.campaign.id, userId: req.userId, prizeId: req.unit?.prizeId ?? null, createdAt: req.nowMs };
 }

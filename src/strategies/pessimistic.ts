@@ -18,9 +18,11 @@ export function createPessimistic(deps: StrategyDeps): ClaimStrategy {
       const { value, retries } = await retrying(policy, deps, req.signal, () =>
         settle(() =>
           store.transaction(async (tx) => {
-            const row = await tx.readStock(req.campaign.id, { forUpdate: true });
-            if (row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
-            if (row.issued >= row.stock) throw new Refused('sold_out');
+            if (req.unit) {
+              const row = await tx.readStock(req.unit, { forUpdate: true });
+              if (row === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
+              if (row.issued >= row.stock) throw new Refused('sold_out');
+            }
             return claimWithLockedCounter(tx, req);
           }),
         ),

@@ -47,7 +47,8 @@ export function createRedisLockStrategy(deps: StrategyDeps, opts: RedisLockStrat
 
   /** Refuses hopeless requests before (and again after) queueing on a lock. */
   async function precheck(store: ClaimStore, req: ClaimRequest): Promise<void> {
-    const current = await store.getCampaign(req.campaign.id);
+    if (!req.unit) return;
+    const current = await store.readStock(req.unit);
     if (current === null) throw new AllotError('CAMPAIGN_NOT_FOUND');
     if (current.issued >= current.stock) throw new Refused('sold_out');
   }

@@ -20,12 +20,13 @@ test('utcDay buckets by the UTC calendar day', () => {
 });
 
 test('campaign window: startsAt inclusive, endsAt exclusive', () => {
-  const c = { startsAt: 1000, endsAt: 2000 };
+  const c = { startsAt: 1000, endsAt: 2000, paused: false };
   assert.equal(isActive(c, 999), false);
   assert.equal(isActive(c, 1000), true);
   assert.equal(isActive(c, 1999), true);
   assert.equal(isActive(c, 2000), false);
-  assert.equal(isActive({ startsAt: null, endsAt: null }, 0), true);
+  assert.equal(isActive({ startsAt: null, endsAt: null, paused: false }, 0), true);
+  assert.equal(isActive({ startsAt: null, endsAt: null, paused: true }, 0), false, 'a paused campaign is not active');
 });
 
 test('buildCampaign applies defaults and refuses what a schema cannot catch', () => {
@@ -37,11 +38,12 @@ test('buildCampaign applies defaults and refuses what a schema cannot catch', ()
   const bad = [
     { kind: 'coupon' as const, name: 'n' },
     { kind: 'lottery' as const, name: 'n', prizes: [] },
+    { kind: 'lottery' as const, name: 'n', stock: 3, prizes: [{ id: 'p', name: 'P', stock: 1, weight: 1 }] },
     { kind: 'coupon' as const, name: 'n', stock: 1, startsAt: '2026-01-02T00:00:00Z', endsAt: '2026-01-01T00:00:00Z' },
     { kind: 'coupon' as const, name: 'n', stock: 1, startsAt: '2026-01-02' },
     { kind: 'coupon' as const, name: 'n', stock: 1, endsAt: '2026-13-45T00:00:00Z' },
   ];
   for (const input of bad) {
-    assert.throws(() => buildCampaign(input, 'id', 'conditional', 0), (e) => isAllotError(e, 'VALIDATION_FAILED'), JSON.stringify(input));
+    assert.throws(() => buildCampaign(input, 'id', 'conditional', 0, '00'), (e) => isAllotError(e, 'VALIDATION_FAILED'), JSON.stringify(input));
   }
 });

@@ -83,7 +83,7 @@ describe('POST /v1/campaigns', () => {
     assert.equal(res.statusCode, 201, res.body);
     assert.match(String(res.headers['content-type']), /^application\/json/);
     const c = json(res);
-    assert.deepEqual(Object.keys(c).sort(), ['createdAt', 'endsAt', 'id', 'issued', 'kind', 'name', 'perUserDailyLimit', 'perUserLimit', 'remaining', 'startsAt', 'stock', 'strategy'].sort());
+    assert.deepEqual(Object.keys(c).sort(), ['createdAt', 'endsAt', 'id', 'issued', 'kind', 'name', 'paused', 'perUserDailyLimit', 'perUserLimit', 'remaining', 'startsAt', 'stock', 'strategy'].sort());
     assert.equal(c.id, id);
     assert.equal(c.kind, 'coupon');
     assert.equal(c.name, '10 off');
@@ -144,14 +144,22 @@ describe('POST /v1/campaigns', () => {
     assert.deepEqual(await getCampaign(id), first);
   });
 
-  test('400 for a lottery campaign (not available yet)', async () => {
+  test('201 for a lottery campaign: prizes, miss weight, fallback and the seed commitment in the view', async () => {
     const id = uid();
     const res = await call('POST', '/v1/campaigns', {
-      payload: { id, kind: 'lottery', name: 'draw', prizes: [{ id: 'p1', name: 'Phone', stock: 3, weight: 1 }], missWeight: 0 },
+      payload: { id, kind: 'lottery', name: 'draw', prizes: [{ id: 'p1', name: 'Phone', stock: 3, weight: 1 }, { id: 'c', name: 'Sticker', stock: 10, weight: 0 }], missWeight: 30, fallback: 'c' },
     });
-    assertError(res, 400, 'VALIDATION_FAILED');
-    assertError(await call('GET', `/v1/campaigns/${id}`), 404, 'CAMPAIGN_NOT_FOUND');
-    assertError(await call('POST', '/v1/campaigns', { payload: { id, name: 'coupon with prizes', stock: 1, prizes: [] } }), 400, 'VALIDATION_FAILED');
+    assert.equal(res.statusCode, 201, res.body);
+    const view = res.json();
+    assert.equal(view.kind, 'lottery');
+    assert.equal(view.stock, 13);
+    assert.equal(view.remaining, 13);
+    assert.deepEqual(view.prizes.map((p: { id: string; remaining: number }) => [p.id, p.remaining]), [['c', 10], ['p1', 3]]);
+    assert.equal(view.missWeight, 30);
+    assert.equal(view.fallback, 'c');
+    assert.match(view.seedCommitment, /^[0-9a-f]{64}$/);
+    assert.equal((await call('GET', `/v1/campaigns/${id}`)).json().seedCommitment, view.seedCommitment);
+    assertError(await call('POST', '/v1/campaigns', { payload: { id: uid(), name: 'coupon with prizes', stock: 1, prizes: [] } }), 400, 'VALIDATION_FAILED');
   });
 
   test('400 when endsAt <= startsAt', async () => {

@@ -20,9 +20,37 @@ export async function runAudit(db: Db, campaignId: string): Promise<AuditCheck[]
 }
 
 async function checks(db: Db, campaignId: string): Promise<AuditCheck[]> {
-  const c = await one(db, sql`SELECT stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`);
+  const c = await one(db, sql`SELECT kind, stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`);
+  if (String(c.kind) === 'lottery') return [...(await prizeChecks(db, campaignId)), ...(await userChecks(db, campaignId, c))];
   const stock = Number(c.stock);
   const issued = Number(c.issued);
+  const claims = await count(db, sql`SELECT count(*) AS n FROM claims WHERE campaign_id = ${campaignId}`);
+  return [
+    { name: 'issued<=stock', ok: issued >= 0 && issued <= stock, issued, remaining: stock - issued, stock },
+    { name: 'issued=claims', ok: issued === claims, issued, claims },
+    ...(await userChecks(db, campaignId, c)),
+  ];
+}
+
+/** A lottery: every prize within its stock, and its issued count equal to its claims. */
+async function prizeChecks(db: Db, campaignId: string): Promise<AuditCheck[]> {
+  const prizes = (await sql<Record<string, unknown>>`SELECT p.id, p.stock, p.issued, (SELECT count(*) FROM claims c WHERE c.campaign_id = p.campaign_id AND c.prize_id = p.id) AS claims
+    FROM prizes p WHERE p.campaign_id = ${campaignId} ORDER BY p.id`.execute(db)).rows.map((r) => ({ id: String(r.id), stock: Number(r.stock), issued: Number(r.issued), claims: Number(r.claims) }));
+  const over = prizes.filter((p) => p.issued < 0 || p.issued > p.stock);
+  const mismatched = prizes.filter((p) => p.issued !== p.claims);
+  const stray = await count(db, sql`SELECT count(*) AS n FROM claims c WHERE c.campaign_id = ${campaignId} AND c.prize_id IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM prizes p WHERE p.campaign_id = c.campaign_id AND p.id = c.prize_id)`);
+  const misses = await count(db, sql`SELECT count(*) AS n FROM claims WHERE campaign_id = ${campaignId} AND prize_id IS NULL`);
+  const issued = prizes.reduce((a, p) => a + p.issued, 0);
+  const stock = prizes.reduce((a, p) => a + p.stock, 0);
+  return [
+    { name: 'issued<=stock', ok: over.length === 0, issued, remaining: stock - issued, stock, prizesOverStock: over.map((p) => p.id), prizes: prizes.map((p) => ({ id: p.id, stock: p.stock, issued: p.issued, remaining: p.stock - p.issued })) },
+    { name: 'issued=claims', ok: mismatched.length === 0 && stray === 0, issued, claimsWithPrize: prizes.reduce((a, p) => a + p.claims, 0), misses, prizesMismatched: mismatched.map((p) => p.id), claimsForUnknownPrizes: stray },
+  ];
+}
+
+/** Per-user limits, counters and idempotency keys: the same for every kind of campaign. */
+async function userChecks(db: Db, campaignId: string, c: Record<string, unknown>): Promise<AuditCheck[]> {
   const perUser = Number(c.per_user_limit);
   const daily = c.per_user_daily_limit === null ? null : Number(c.per_user_daily_limit);
   const claims = await count(db, sql`SELECT count(*) AS n FROM claims WHERE campaign_id = ${campaignId}`);
@@ -40,8 +68,6 @@ async function checks(db: Db, campaignId: string): Promise<AuditCheck[]> {
       ON k.campaign_id = c.campaign_id AND k.idem_key = c.idem_key AND k.created_at <= c.created_at
     WHERE c.campaign_id = ${campaignId} AND (k.claim_id IS NULL OR k.claim_id <> c.id OR k.state <> 'done')`);
   return [
-    { name: 'issued<=stock', ok: issued >= 0 && issued <= stock, issued, remaining: stock - issued, stock },
-    { name: 'issued=claims', ok: issued === claims, issued, claims },
     { name: 'per-user-limit', ok: overLimit === 0, perUserLimit: perUser, usersOverLimit: overLimit },
     { name: 'per-user-daily-limit', ok: overDaily === 0, perUserDailyLimit: daily, userDaysOverLimit: overDaily },
     { name: 'user-counters=claims', ok: counterMismatch === 0 && counted === claims, countersSum: counted, claims, mismatchedUsers: counterMismatch },

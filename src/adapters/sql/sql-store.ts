@@ -2,11 +2,11 @@
 // statement whose affected-row count decides; text that differs by dialect comes from the
 // dialect object, never from strategies.
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import type { Campaign, CampaignKind } from '../../core/campaign.ts';
+import type { Campaign, CampaignKind, Prize } from '../../core/campaign.ts';
 import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
 import type { StoredResponse } from '../../core/idempotency.ts';
-import type { AuditCheck, ClaimStore, ClaimTx, StockRow, UserCounter, UserLimits } from '../../ports/claim-store.ts';
+import type { AuditCheck, ClaimStore, ClaimTx, StockRow, StockUnit, UserCounter, UserLimits } from '../../ports/claim-store.ts';
 import type { SqlConnection } from './connect.ts';
 import { sqlDialect, type SqlDialect } from './dialect.ts';
 import { isCheckViolation, isUnavailable, isUniqueViolation } from './errors.ts';
@@ -30,20 +30,38 @@ async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
   return Number((await q.execute(db)).numAffectedRows ?? 0n);
 }
 
-function toCampaign(r: Row): Campaign {
+function toPrize(r: Row): Prize {
+  return { id: String(r.id), name: String(r.name), stock: Number(r.stock), issued: Number(r.issued), weight: Number(r.weight) };
+}
+
+/** A campaign row; a lottery's stock and issued are its prizes' sums. */
+function toCampaign(r: Row, prizes: Prize[] = []): Campaign {
+  const lottery = String(r.kind) === 'lottery';
   return {
     id: String(r.id),
     kind: String(r.kind) as CampaignKind,
     name: String(r.name),
     strategy: String(r.strategy),
-    stock: Number(r.stock),
-    issued: Number(r.issued),
+    stock: lottery ? prizes.reduce((a, p) => a + p.stock, 0) : Number(r.stock),
+    issued: lottery ? prizes.reduce((a, p) => a + p.issued, 0) : Number(r.issued),
     perUserLimit: Number(r.per_user_limit),
     perUserDailyLimit: r.per_user_daily_limit === null ? null : Number(r.per_user_daily_limit),
     startsAt: r.starts_at === null ? null : Number(r.starts_at),
     endsAt: r.ends_at === null ? null : Number(r.ends_at),
     createdAt: Number(r.created_at),
+    paused: Number(r.paused) !== 0,
+    missWeight: Number(r.miss_weight ?? 0),
+    fallbackPrizeId: r.fallback_prize_id === null || r.fallback_prize_id === undefined ? null : String(r.fallback_prize_id),
+    seedCommitment: r.seed_commitment === null || r.seed_commitment === undefined ? null : String(r.seed_commitment),
+    prizes,
   };
+}
+
+/** The row a unit's stock lives in: the campaign's, or one prize's. */
+function stockTarget(u: StockUnit): { table: RawBuilder<unknown>; where: RawBuilder<unknown> } {
+  return u.prizeId === null
+    ? { table: sql.raw('campaigns'), where: sql`id = ${u.campaignId}` }
+    : { table: sql.raw('prizes'), where: sql`campaign_id = ${u.campaignId} AND id = ${u.prizeId}` };
 }
 
 function toClaim(r: Row): Claim {
@@ -54,6 +72,13 @@ function toClaim(r: Row): Claim {
     prizeId: r.prize_id === null ? null : String(r.prize_id),
     createdAt: Number(r.created_at),
   };
+}
+
+async function readStock(db: Db, unit: StockUnit, forUpdate: boolean): Promise<StockRow | null> {
+  const t = stockTarget(unit);
+  const lock = forUpdate ? sql` FOR UPDATE` : sql``;
+  const r = (await rows(db, sql`SELECT stock, issued, version FROM ${t.table} WHERE ${t.where}${lock}`))[0];
+  return r ? { stock: Number(r.stock), issued: Number(r.issued), version: Number(r.version) } : null;
 }
 
 class SqlClaimTx implements ClaimTx {
@@ -70,21 +95,24 @@ class SqlClaimTx implements ClaimTx {
     return raiseFence(this.db, this.dialect, resource, fence);
   }
 
-  async takeStock(campaignId: string, n: number): Promise<boolean> {
+  async takeStock(unit: StockUnit, n: number): Promise<boolean> {
     this.writes++;
-    return (await affected(this.db, sql`UPDATE campaigns SET issued = issued + ${n} WHERE id = ${campaignId} AND issued + ${n} <= stock`)) === 1;
+    const t = stockTarget(unit);
+    return (await affected(this.db, sql`UPDATE ${t.table} SET issued = issued + ${n} WHERE ${t.where} AND issued + ${n} <= stock`)) === 1;
   }
 
-  async takeStockAtVersion(campaignId: string, column: 'version' | 'issued', expected: number): Promise<boolean> {
+  async takeStockAtVersion(unit: StockUnit, column: 'version' | 'issued', expected: number): Promise<boolean> {
     this.writes++;
+    const t = stockTarget(unit);
     const guard = column === 'version' ? sql`version = ${expected}` : sql`issued = ${expected}`;
-    return (await affected(this.db, sql`UPDATE campaigns SET issued = issued + 1, version = version + 1 WHERE id = ${campaignId} AND ${guard}`)) === 1;
+    return (await affected(this.db, sql`UPDATE ${t.table} SET issued = issued + 1, version = version + 1 WHERE ${t.where} AND ${guard}`)) === 1;
   }
 
-  async addIssued(campaignId: string, n: number): Promise<boolean> {
+  async addIssued(unit: StockUnit, n: number): Promise<boolean> {
     this.writes++;
+    const t = stockTarget(unit);
     try {
-      await sql`UPDATE campaigns SET issued = issued + ${n} WHERE id = ${campaignId}`.execute(this.db);
+      await sql`UPDATE ${t.table} SET issued = issued + ${n} WHERE ${t.where}`.execute(this.db);
       return true;
     } catch (err) {
       // The schema's backstop, CHECK (issued <= stock), refused the oversell.
@@ -93,36 +121,43 @@ class SqlClaimTx implements ClaimTx {
     }
   }
 
-  async readStock(campaignId: string, opts: { forUpdate?: boolean } = {}): Promise<StockRow | null> {
-    const lock = opts.forUpdate ? sql` FOR UPDATE` : sql``;
-    const r = (await rows(this.db, sql`SELECT stock, issued, version FROM campaigns WHERE id = ${campaignId}${lock}`))[0];
-    return r ? { stock: Number(r.stock), issued: Number(r.issued), version: Number(r.version) } : null;
+  readStock(unit: StockUnit, opts: { forUpdate?: boolean } = {}): Promise<StockRow | null> {
+    return readStock(this.db, unit, opts.forUpdate === true);
   }
 
-  async guardUser(campaignId: string, userId: string, limits: UserLimits): Promise<boolean> {
+  async guardUser(campaignId: string, userId: string, limits: UserLimits): Promise<string | null> {
     this.writes++;
     const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
     const day = limits.day;
+    // The counter's day never moves backwards: a claim stamped before midnight that commits
+    // after one stamped after it counts in the later day (and its daily limit), rather than
+    // resetting the count and letting a second claim into that day.
     if (this.dialect.capabilities.guardedUpsert) {
       // One statement: insert the first claim's row, or bump it only while the limits allow.
-      return (await affected(this.db, sql`
+      const r = (await rows(this.db, sql`
         INSERT INTO user_claims AS u (campaign_id, user_id, total, utc_day, day_count)
         VALUES (${campaignId}, ${userId}, 1, ${day}, 1)
         ON CONFLICT (campaign_id, user_id) DO UPDATE SET
           total = u.total + 1,
-          day_count = CASE WHEN u.utc_day = EXCLUDED.utc_day THEN u.day_count + 1 ELSE 1 END,
-          utc_day = EXCLUDED.utc_day
-        WHERE u.total < ${limits.perUserLimit} AND (u.utc_day <> EXCLUDED.utc_day OR u.day_count < ${daily})`)) === 1;
+          day_count = CASE WHEN u.utc_day >= EXCLUDED.utc_day THEN u.day_count + 1 ELSE 1 END,
+          utc_day = GREATEST(u.utc_day, EXCLUDED.utc_day)
+        WHERE u.total < ${limits.perUserLimit} AND (u.utc_day < EXCLUDED.utc_day OR u.day_count < ${daily})
+        RETURNING utc_day`))[0];
+      return r ? String(r.utc_day) : null;
     }
     await this.ensureUserRow(campaignId, userId, day);
     // MySQL evaluates SET left to right: day_count must read utc_day before it is overwritten.
-    return (await affected(this.db, sql`
+    const n = await affected(this.db, sql`
       UPDATE user_claims SET
-        day_count = CASE WHEN utc_day = ${day} THEN day_count + 1 ELSE 1 END,
-        utc_day = ${day},
+        day_count = CASE WHEN utc_day >= ${day} THEN day_count + 1 ELSE 1 END,
+        utc_day = GREATEST(utc_day, ${day}),
         total = total + 1
       WHERE campaign_id = ${campaignId} AND user_id = ${userId}
-        AND total < ${limits.perUserLimit} AND (utc_day <> ${day} OR day_count < ${daily})`)) === 1;
+        AND total < ${limits.perUserLimit} AND (utc_day < ${day} OR day_count < ${daily})`);
+    if (n !== 1) return null;
+    // The row is ours until commit: read the day it now holds.
+    const r = (await rows(this.db, sql`SELECT utc_day FROM user_claims WHERE campaign_id = ${campaignId} AND user_id = ${userId}`))[0];
+    return r ? String(r.utc_day) : day;
   }
 
   private async ensureUserRow(campaignId: string, userId: string, day: string): Promise<void> {
@@ -146,10 +181,10 @@ class SqlClaimTx implements ClaimTx {
     await this.dialect.upsert('user_claims', USER_COLUMNS, [campaignId, userId, c.total, c.day, c.dayCount], ['campaign_id', 'user_id'], ['total', 'utc_day', 'day_count']).execute(this.db);
   }
 
-  async insertClaim(claim: Claim, day: string, idempotencyKey: string | null): Promise<void> {
+  async insertClaim(claim: Claim, day: string, idempotencyKey: string | null, draw: string | null): Promise<void> {
     this.writes++;
-    await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key)
-      VALUES (${claim.id}, ${claim.campaignId}, ${claim.userId}, ${claim.prizeId}, ${day}, ${claim.createdAt}, ${idempotencyKey})`.execute(this.db);
+    await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw)
+      VALUES (${claim.id}, ${claim.campaignId}, ${claim.userId}, ${claim.prizeId}, ${day}, ${claim.createdAt}, ${idempotencyKey}, ${draw})`.execute(this.db);
   }
 
   completeIdempotency(scope: string, key: string, owner: string, response: StoredResponse, ref: string | null): Promise<void> {
@@ -201,11 +236,17 @@ export class SqlClaimStore implements ClaimStore {
     }
   }
 
-  insertCampaign(c: Campaign): Promise<boolean> {
+  insertCampaign(c: Campaign, seedHex: string | null): Promise<boolean> {
     return guarded(async () => {
       try {
-        await sql`INSERT INTO campaigns (id, kind, name, strategy, stock, issued, per_user_limit, per_user_daily_limit, starts_at, ends_at, created_at)
-          VALUES (${c.id}, ${c.kind}, ${c.name}, ${c.strategy}, ${c.stock}, 0, ${c.perUserLimit}, ${c.perUserDailyLimit}, ${c.startsAt}, ${c.endsAt}, ${c.createdAt})`.execute(this.db);
+        await this.db.transaction().execute(async (trx) => {
+          await sql`INSERT INTO campaigns (id, kind, name, strategy, stock, issued, per_user_limit, per_user_daily_limit, starts_at, ends_at, created_at, paused, miss_weight, fallback_prize_id, seed, seed_commitment)
+            VALUES (${c.id}, ${c.kind}, ${c.name}, ${c.strategy}, ${c.kind === 'lottery' ? 0 : c.stock}, 0, ${c.perUserLimit}, ${c.perUserDailyLimit}, ${c.startsAt}, ${c.endsAt}, ${c.createdAt},
+              ${c.paused ? 1 : 0}, ${c.missWeight}, ${c.fallbackPrizeId}, ${seedHex}, ${c.seedCommitment})`.execute(trx);
+          for (const p of c.prizes) {
+            await sql`INSERT INTO prizes (campaign_id, id, name, stock, issued, weight) VALUES (${c.id}, ${p.id}, ${p.name}, ${p.stock}, 0, ${p.weight})`.execute(trx);
+          }
+        });
         return true;
       } catch (err) {
         if (isUniqueViolation(err)) return false;
@@ -217,13 +258,67 @@ export class SqlClaimStore implements ClaimStore {
   getCampaign(id: string): Promise<Campaign | null> {
     return guarded(async () => {
       const r = (await rows(this.db, sql`SELECT * FROM campaigns WHERE id = ${id}`))[0];
-      return r ? toCampaign(r) : null;
+      if (!r) return null;
+      return toCampaign(r, String(r.kind) === 'lottery' ? await this.prizesOf(id) : []);
+    });
+  }
+
+  private async prizesOf(campaignId: string): Promise<Prize[]> {
+    return (await rows(this.db, sql`SELECT id, name, stock, issued, weight FROM prizes WHERE campaign_id = ${campaignId} ORDER BY id`)).map(toPrize);
+  }
+
+  listPrizes(campaignId: string): Promise<Prize[]> {
+    return guarded(() => this.prizesOf(campaignId));
+  }
+
+  readStock(unit: StockUnit): Promise<StockRow | null> {
+    return guarded(() => readStock(this.db, unit, false));
+  }
+
+  addStock(unit: StockUnit, n: number, max: number): Promise<'ok' | 'not_found' | 'too_much'> {
+    return guarded(async () => {
+      const t = stockTarget(unit);
+      if ((await affected(this.db, sql`UPDATE ${t.table} SET stock = stock + ${n} WHERE ${t.where} AND stock + ${n} <= ${max}`)) === 1) return 'ok';
+      return (await readStock(this.db, unit, false)) === null ? 'not_found' : 'too_much';
+    });
+  }
+
+  setPaused(campaignId: string, paused: boolean): Promise<boolean> {
+    return guarded(async () => {
+      await sql`UPDATE campaigns SET paused = ${paused ? 1 : 0} WHERE id = ${campaignId}`.execute(this.db);
+      return (await rows(this.db, sql`SELECT id FROM campaigns WHERE id = ${campaignId}`)).length === 1;
+    });
+  }
+
+  getSeed(campaignId: string): Promise<{ seed: string; revealedAt: number | null } | null> {
+    return guarded(async () => {
+      const r = (await rows(this.db, sql`SELECT seed, seed_revealed_at FROM campaigns WHERE id = ${campaignId}`))[0];
+      if (!r || r.seed === null) return null;
+      return { seed: String(r.seed).trim(), revealedAt: r.seed_revealed_at === null ? null : Number(r.seed_revealed_at) };
+    });
+  }
+
+  revealSeed(campaignId: string, nowMs: number): Promise<void> {
+    return guarded(async () => {
+      await sql`UPDATE campaigns SET seed_revealed_at = ${nowMs} WHERE id = ${campaignId} AND seed_revealed_at IS NULL`.execute(this.db);
+    });
+  }
+
+  getDraw(claimId: string): Promise<string | null> {
+    return guarded(async () => {
+      const r = (await rows(this.db, sql`SELECT draw FROM claims WHERE id = ${claimId}`))[0];
+      return r && r.draw !== null ? String(r.draw) : null;
     });
   }
 
   listCampaigns(limit: number, afterId: string | null): Promise<Campaign[]> {
     const after = afterId === null ? sql`` : sql` WHERE id > ${afterId}`;
-    return guarded(async () => (await rows(this.db, sql`SELECT * FROM campaigns${after} ORDER BY id LIMIT ${limit}`)).map(toCampaign));
+    return guarded(async () => {
+      const list = await rows(this.db, sql`SELECT * FROM campaigns${after} ORDER BY id LIMIT ${limit}`);
+      const out: Campaign[] = [];
+      for (const r of list) out.push(toCampaign(r, String(r.kind) === 'lottery' ? await this.prizesOf(String(r.id)) : []));
+      return out;
+    });
   }
 
   getClaim(id: string): Promise<Claim | null> {

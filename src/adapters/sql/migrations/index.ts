@@ -5,6 +5,7 @@ import type { SqlDialect } from '../dialect.ts';
 import { initial } from './001-initial.ts';
 import { lockFences } from './002-lock-fences.ts';
 import { strategyCatalogue } from './003-strategy-catalogue.ts';
+import { lottery } from './004-lottery.ts';
 
 export interface MigrationOptions {
   /** CHECK (issued <= stock) on campaigns; only the race lab's own schema sets it false */
@@ -16,7 +17,7 @@ export interface SqlMigration {
   statements(dialect: SqlDialect, opts?: MigrationOptions): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery];
 
 export function kyselyMigrations(dialect: SqlDialect, opts: MigrationOptions = {}): Record<string, Migration> {
   const out: Record<string, Migration> = {};
