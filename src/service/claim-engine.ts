@@ -186,9 +186,14 @@ export class ClaimEngine {
     for (let n = 1; n <= MAX_DRAW_ATTEMPTS; n++) {
       const prizes = (await this.deps.store.listPrizes(campaign.id)).filter((p) => !lost.has(p.id) && !this.isSoldOut({ campaignId: campaign.id, prizeId: p.id }));
       const candidates = canonicalCandidates(prizes.map((p) => ({ id: p.id, weight: p.weight, remaining: p.stock - p.issued })), campaign.missWeight);
-      // Only misses left: the pool is spent; a guaranteed miss would only burn the user's limit.
-      if (!candidates.some((c) => c.prizeId !== null)) break;
       const { value, hmac } = drawValue(seed, claimId, n);
+      // Only misses left: the pool is spent; a guaranteed miss would only burn the user's limit.
+      // Recorded as an attempt over no prize, which picks nothing: the proof of the fallback that
+      // follows then verifies ("could pick nothing"; with no attempt at all it would not).
+      if (!candidates.some((c) => c.prizeId !== null)) {
+        attempts.push({ attempt: n, candidates: [], value, hmac, picked: null });
+        break;
+      }
       const picked = pickPrize(candidates, value);
       if (picked === null) break;
       const rec: DrawAttempt = { attempt: n, candidates, value, hmac, picked: picked.prizeId };

@@ -27,7 +27,7 @@ import { createMetrics, type ServiceMetrics } from './metrics.ts';
 export interface ServiceOptions {
   config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
-    dbIsolation?: 'read committed' | 'repeatable read';
+    dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
   clock?: Clock;
   ids?: IdSource;

@@ -19,16 +19,18 @@ export async function naiveClaim(tx: ClaimTx, req: ClaimRequest, thinkMs: number
     if (row.issued >= row.stock) return { kind: 'sold_out', stats };
   }
   const counter = await tx.readUserCounter(campaign.id, userId, day);
-  const dayCount = counter.day === day ? counter.dayCount : 0;
+  // The counter's day never moves backwards (see ClaimTx.guardUser): a late commit counts in it.
+  const effectiveDay = counter.day > day ? counter.day : day;
+  const dayCount = counter.day === effectiveDay ? counter.dayCount : 0;
   if (counter.total >= campaign.perUserLimit) return { kind: 'user_limit', stats };
   if (campaign.perUserDailyLimit !== null && dayCount >= campaign.perUserDailyLimit) return { kind: 'user_limit', stats };
   // The seeds' business logic between the check and the write ("build the claim record").
   if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs));
   if (req.unit && !(await tx.addIssued(req.unit, 1))) return { kind: 'sold_out', stats };
   const claim = newClaim(req);
-  await tx.insertClaim(claim, day, req.idempotencyKey, req.draw);
+  await tx.insertClaim(claim, effectiveDay, req.idempotencyKey, req.draw);
   // Written from what was read: a concurrent claim of the same user is a lost update.
-  await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day, dayCount: dayCount + 1 });
+  await tx.writeUserCounter(campaign.id, userId, { total: counter.total + 1, day: effectiveDay, dayCount: dayCount + 1 });
   await req.beforeCommit(tx, claim);
   return { kind: 'issued', claim, stats };
 }

@@ -9,9 +9,10 @@ export type DialectName = 'pglite' | 'postgres' | 'mysql';
 /** Dialect family: the SQL text is shared by pglite and postgres. */
 export type SqlFamily = 'pg' | 'mysql';
 
-/** Session isolation levels a caller may ask for (the race lab uses repeatable read). */
-export type IsolationLevel = 'read committed' | 'repeatable read';
-const ISOLATION_LEVELS: readonly IsolationLevel[] = ['read committed', 'repeatable read'];
+/** Session isolation levels a caller may ask for (the race lab uses repeatable read; the
+ * contract suite also runs PostgreSQL at serializable, whose 40001 failures are retried). */
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+const ISOLATION_LEVELS: readonly IsolationLevel[] = ['read committed', 'repeatable read', 'serializable'];
 
 /** How long a session may sit idle inside an open transaction before the server ends it. */
 export const DEFAULT_IDLE_TX_TIMEOUT_MS = 2_000;
