@@ -1,6 +1,8 @@
-// One-shot CLI commands (migrate, audit, campaign create/get/list), each on its own service.
-import { campaignView } from '../core/campaign.ts';
+// One-shot CLI commands (migrate, audit, campaign create/get/list/stock/pause/resume/reveal,
+// claim proof), each on its own service.
+import { campaignView, ID_REGEX, MAX_STOCK, type NewPrize } from '../core/campaign.ts';
 import { AllotError } from '../core/errors.ts';
+import { verifyDrawProof } from '../core/lottery.ts';
 import { loadConfig } from '../service/config.ts';
 import { AllotService } from '../service/service.ts';
 
@@ -58,17 +60,49 @@ export async function auditCommand(id: string, o: DbFlags & { json?: boolean }):
   if (!report.ok) process.exitCode = 1;
 }
 
-export async function campaignCreate(o: DbFlags & Record<string, string | undefined>): Promise<void> {
+/** "--prize ID:NAME:STOCK:WEIGHT" -> a prize; the name may itself contain ":". */
+export function parsePrize(raw: string): NewPrize {
+  const parts = raw.split(':');
+  const bad = (why: string) => new AllotError('VALIDATION_FAILED', `--prize must look like ID:NAME:STOCK:WEIGHT (e.g. p1:Phone:3:1), got "${raw}": ${why}`);
+  if (parts.length < 4) throw bad('expected 4 fields separated by ":"');
+  const id = parts[0]!;
+  const weightRaw = parts[parts.length - 1]!;
+  const stockRaw = parts[parts.length - 2]!;
+  const name = parts.slice(1, -2).join(':');
+  if (!ID_REGEX.test(id)) throw bad('ID must be 1-128 characters from [A-Za-z0-9_.-]');
+  if (name.length === 0 || name.length > 200) throw bad('NAME must be 1-200 characters');
+  if (!/^\d{1,10}$/.test(stockRaw) || Number(stockRaw) > MAX_STOCK) throw bad(`STOCK must be a whole number from 0 to ${MAX_STOCK}`);
+  if (!/^\d{1,10}$/.test(weightRaw) || Number(weightRaw) > MAX_STOCK) throw bad(`WEIGHT must be a whole number from 0 to ${MAX_STOCK}`);
+  return { id, name, stock: Number(stockRaw), weight: Number(weightRaw) };
+}
+
+export async function campaignCreate(o: DbFlags & Record<string, string | undefined> & { prize?: string[] }): Promise<void> {
+  const kind = o.kind ?? 'coupon';
+  if (kind !== 'coupon' && kind !== 'lottery') throw new AllotError('VALIDATION_FAILED', `--kind must be coupon or lottery, got "${kind}"`);
   const stock = wholeNumber('--stock', o.stock);
   const perUserLimit = wholeNumber('--per-user-limit', o.perUserLimit);
   const perUserDailyLimit = wholeNumber('--per-user-daily-limit', o.perUserDailyLimit);
-  if (stock !== undefined && stock > 2 ** 31 - 1) throw new AllotError('VALIDATION_FAILED', '--stock must be at most 2147483647');
+  const missWeight = wholeNumber('--miss-weight', o.missWeight);
+  if (stock !== undefined && stock > MAX_STOCK) throw new AllotError('VALIDATION_FAILED', `--stock must be at most ${MAX_STOCK}`);
+  if (missWeight !== undefined && missWeight > MAX_STOCK) throw new AllotError('VALIDATION_FAILED', `--miss-weight must be at most ${MAX_STOCK}`);
   if (perUserLimit === 0 || perUserDailyLimit === 0) throw new AllotError('VALIDATION_FAILED', 'per-user limits must be at least 1');
+  const prizes = (o.prize ?? []).map(parsePrize);
+  if (kind === 'coupon') {
+    if (stock === undefined) throw new AllotError('VALIDATION_FAILED', '--stock is required for a coupon campaign');
+    if (prizes.length > 0 || missWeight !== undefined || o.fallback !== undefined) {
+      throw new AllotError('VALIDATION_FAILED', '--prize, --miss-weight and --fallback belong to a lottery: add --kind lottery');
+    }
+  } else {
+    if (stock !== undefined) throw new AllotError('VALIDATION_FAILED', 'a lottery has stock per prize: use --prize ID:NAME:STOCK:WEIGHT instead of --stock');
+    if (prizes.length === 0) throw new AllotError('VALIDATION_FAILED', 'a lottery needs at least one --prize ID:NAME:STOCK:WEIGHT');
+  }
   const c = await withService(o, (s) =>
     s.createCampaign({
-      kind: 'coupon',
+      kind,
       name: o.name ?? '',
-      stock,
+      ...(kind === 'coupon' ? { stock } : { prizes }),
+      ...(missWeight !== undefined ? { missWeight } : {}),
+      ...(o.fallback !== undefined ? { fallback: o.fallback } : {}),
       ...(o.id !== undefined ? { id: o.id } : {}),
       ...(perUserLimit !== undefined ? { perUserLimit } : {}),
       ...(perUserDailyLimit !== undefined ? { perUserDailyLimit } : {}),
@@ -78,6 +112,30 @@ export async function campaignCreate(o: DbFlags & Record<string, string | undefi
     }),
   );
   print(campaignView(c));
+}
+
+export async function campaignStock(id: string, o: DbFlags & { add?: string; prize?: string }): Promise<void> {
+  const add = wholeNumber('--add', o.add);
+  if (add === undefined) throw new AllotError('VALIDATION_FAILED', '--add is required');
+  if (add < 1 || add > MAX_STOCK) throw new AllotError('VALIDATION_FAILED', `--add must be from 1 to ${MAX_STOCK}`);
+  print(campaignView(await withService(o, (s) => s.addStock(id, { prizeId: o.prize, add }))));
+}
+
+export async function campaignPause(id: string, paused: boolean, o: DbFlags): Promise<void> {
+  print(campaignView(await withService(o, (s) => s.setPaused(id, paused))));
+}
+
+export async function campaignReveal(id: string, o: DbFlags): Promise<void> {
+  print(await withService(o, (s) => s.revealSeed(id)));
+}
+
+/** Prints the proof and whether it verifies; exits 1 when it does not. */
+export async function claimProof(claimId: string, o: DbFlags & { json?: boolean }): Promise<void> {
+  const proof = await withService(o, (s) => s.drawProof(claimId));
+  const check = verifyDrawProof(proof);
+  print({ proof, verified: check.ok, ...(check.ok ? {} : { problems: check.problems }) });
+  process.stderr.write(check.ok ? 'proof verified: the draw recomputes from the revealed seed\n' : `proof does NOT verify: ${check.problems.join('; ')}\n`);
+  if (!check.ok) process.exitCode = 1;
 }
 
 export async function campaignGet(id: string, o: DbFlags): Promise<void> {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { isAllotError } from '../core/errors.ts';
 import { ConfigError } from '../service/config.ts';
-import { auditCommand, campaignCreate, campaignGet, campaignList, keysPurge, migrateCommand } from './commands.ts';
+import { auditCommand, campaignCreate, campaignGet, campaignList, campaignPause, campaignReveal, campaignStock, claimProof, keysPurge, migrateCommand } from './commands.ts';
 import { labCommand } from './lab.ts';
 import { serve } from './serve.ts';
 
@@ -40,10 +40,16 @@ dbOptions(keys.command('purge').description('delete idempotency keys older than 
   .option('--older-than <age>', 'age such as 36h, 7d or 90m', '7d')
   .action((o) => keysPurge(o));
 
-const campaign = program.command('campaign').description('create, get and list campaigns');
-dbOptions(campaign.command('create').description('create a coupon campaign'))
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const campaign = program.command('campaign').description('create, get, list and administer campaigns');
+dbOptions(campaign.command('create').description('create a coupon campaign, or a lottery with --kind lottery and --prize'))
   .requiredOption('--name <name>', 'display name')
-  .requiredOption('--stock <n>', 'units to hand out')
+  .option('--kind <kind>', 'coupon or lottery', 'coupon')
+  .option('--stock <n>', 'coupon: units to hand out (required for a coupon)')
+  .option('--prize <ID:NAME:STOCK:WEIGHT>', 'lottery: a prize, e.g. p1:Phone:3:1 (repeatable)', collect)
+  .option('--miss-weight <n>', 'lottery: weight of drawing nothing (default 0)')
+  .option('--fallback <prizeId>', 'lottery: the consolation prize, given when no weighted prize can be had')
   .option('--id <id>', 'campaign id (generated when absent)')
   .option('--per-user-limit <n>', 'claims per user over the campaign (default 1)')
   .option('--per-user-daily-limit <n>', 'claims per user per UTC day')
@@ -56,8 +62,18 @@ dbOptions(campaign.command('list').description('list campaigns'))
   .option('--limit <n>', 'page size (1-1000)', '100')
   .option('--cursor <cursor>', 'nextCursor of the previous page')
   .action((o) => campaignList(o));
+dbOptions(campaign.command('stock').description('add stock to a coupon campaign, or to one prize of a lottery (--prize)').argument('<id>'))
+  .requiredOption('--add <n>', 'units to add (1..2147483647)')
+  .option('--prize <prizeId>', 'lottery: the prize to add to')
+  .action((id, o) => campaignStock(id, o));
+dbOptions(campaign.command('pause').description('pause claims (they get CAMPAIGN_NOT_ACTIVE); idempotent').argument('<id>')).action((id, o) => campaignPause(id, true, o));
+dbOptions(campaign.command('resume').description('resume claims after a pause; idempotent').argument('<id>')).action((id, o) => campaignPause(id, false, o));
+dbOptions(campaign.command('reveal').description('reveal a lottery\'s secret seed, so its draws can be verified').argument('<id>')).action((id, o) => campaignReveal(id, o));
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+const claim = program.command('claim').description('claims');
+dbOptions(claim.command('proof').description('print the proof of a lottery draw and whether it verifies (exits 1 if not)').argument('<claimId>'))
+  .action((id, o) => claimProof(id, o));
+
 program
   .command('lab')
   .description('race lab: run a scenario from the field reports against each strategy with real worker processes, check the invariants')

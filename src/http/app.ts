@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AllotError, errorBody } from '../core/errors.ts';
 import type { AllotService } from '../service/service.ts';
 import { bearerMatches } from './auth.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { claimRoutes } from './routes/claims.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -129,6 +130,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       });
       await v1.register(campaignRoutes, { service: opts.service });
       await v1.register(claimRoutes, { service: opts.service });
+      await v1.register(adminRoutes, { service: opts.service });
     },
     { prefix: '/v1' },
   );

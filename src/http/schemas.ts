@@ -104,3 +104,39 @@ export const errorResponses = {
   '4xx': ErrorBody,
   '5xx': ErrorBody,
 };
+
+export const AddStockBody = Type.Object(
+  {
+    prizeId: Type.Optional(Id),
+    add: Type.Integer({ minimum: 1, maximum: MAX_STOCK, description: 'units to add (1..2^31-1); the total stays <= 2^31-1' }),
+  },
+  { additionalProperties: false },
+);
+
+export const SeedRevealView = Type.Object({
+  campaignId: Type.String(),
+  seed: Type.String({ description: 'the secret seed (hex); its SHA-256 is seedCommitment' }),
+  seedCommitment: Type.String(),
+  revealedAt: Type.String(),
+});
+
+const Candidate = Type.Object({ prizeId: Type.Union([Type.String(), Type.Null()], { description: 'null: the miss' }), weight: Type.Integer() });
+
+export const DrawProofView = Type.Object({
+  campaignId: Type.String(),
+  claimId: Type.String(),
+  seedCommitment: Type.String(),
+  seed: Type.Union([Type.String(), Type.Null()]),
+  attempts: Type.Array(
+    Type.Object({
+      attempt: Type.Integer(),
+      candidates: Type.Array(Candidate),
+      value: Type.Number({ description: 'HMAC-SHA256(seed, "claimId:attempt"), first 52 bits / 2^52' }),
+      hmac: Type.String(),
+      picked: Type.Union([Type.String(), Type.Null()]),
+      lostRace: Type.Optional(Type.Boolean()),
+    }),
+  ),
+  prizeId: Type.Union([Type.String(), Type.Null()]),
+  fallback: Type.Boolean(),
+}, { description: 'see docs/lottery.md, "Verifiable draws"' });

@@ -332,6 +332,78 @@ describe('allot CLI', () => {
       assert.match(r.stderr, /--stock/);
     });
 
+    test('a lottery from the CLI: create with --prize, stock, pause, resume, reveal, claim proof (verified)', async () => {
+      const dataDir = freshDir();
+      const env = { ALLOT_DATA_DIR: dataDir };
+      // Each step is a cold start on an embedded database: generous on a busy machine.
+      const CLI_MS = 120_000;
+      const created = await run(['campaign', 'create', '--kind', 'lottery', '--name', 'Autumn draw', '--id', 'autumn', '--prize', 'p1:Phone:3:1', '--prize', 'p2:Mug:50:20', '--miss-weight', '30', '--fallback', 'p2'], env, CLI_MS);
+      assert.equal(created.code, 0, created.stderr);
+      const c = JSON.parse(created.stdout) as { kind: string; stock: number; missWeight: number; fallback: string; seedCommitment: string; prizes: Array<{ id: string; name: string; stock: number; weight: number }> };
+      assert.equal(c.kind, 'lottery');
+      assert.equal(c.stock, 53);
+      assert.equal(c.missWeight, 30);
+      assert.equal(c.fallback, 'p2');
+      assert.match(c.seedCommitment, /^[0-9a-f]{64}$/);
+      assert.deepEqual(c.prizes.map((p) => [p.id, p.name, p.stock, p.weight]), [['p1', 'Phone', 3, 1], ['p2', 'Mug', 50, 20]]);
+
+      // A draw, through the service on the same embedded database (the CLI has no claim command).
+      const { AllotService } = await import('../../src/service/service.ts');
+      const service = await AllotService.open({ config: { databaseUrl: `pglite://${join(dataDir, 'pgdata')}`, dbPoolSize: 1, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false } });
+      let claimId: string;
+      try {
+        const out = await service.claim('autumn', 'u-1', null);
+        assert.equal(out.status, 201, JSON.stringify(out.body));
+        claimId = (out.body as { claim: { id: string } }).claim.id;
+      } finally {
+        await service.close();
+      }
+
+      const stocked = await run(['campaign', 'stock', 'autumn', '--prize', 'p1', '--add', '2'], env, CLI_MS);
+      assert.equal(stocked.code, 0, stocked.stderr);
+      const sv = JSON.parse(stocked.stdout) as { stock: number; prizes: Array<{ id: string; stock: number }> };
+      assert.equal(sv.prizes.find((p) => p.id === 'p1')?.stock, 5);
+      assert.equal(sv.stock, 55);
+
+      for (const [cmd, paused] of [['pause', true], ['pause', true], ['resume', false]] as const) {
+        const r = await run(['campaign', cmd, 'autumn'], env, CLI_MS);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((JSON.parse(r.stdout) as { paused: boolean }).paused, paused, `${cmd}: ${r.stdout}`);
+      }
+
+      const early = await run(['claim', 'proof', claimId], env, CLI_MS);
+      assert.notEqual(early.code, 0);
+      assertOneLineError(early.stderr, /SEED_NOT_REVEALED/);
+
+      const revealed = await run(['campaign', 'reveal', 'autumn'], env, CLI_MS);
+      assert.equal(revealed.code, 0, revealed.stderr);
+      const rv = JSON.parse(revealed.stdout) as { campaignId: string; seed: string; seedCommitment: string };
+      assert.equal(rv.campaignId, 'autumn');
+      assert.equal(rv.seedCommitment, c.seedCommitment);
+      assert.match(rv.seed, /^[0-9a-f]{64}$/);
+
+      const proof = await run(['claim', 'proof', claimId], env, CLI_MS);
+      assert.equal(proof.code, 0, proof.stderr);
+      const pv = JSON.parse(proof.stdout) as { proof: { claimId: string; seed: string; seedCommitment: string; attempts: unknown[] }; verified: boolean };
+      assert.equal(pv.verified, true);
+      assert.equal(pv.proof.claimId, claimId);
+      assert.equal(pv.proof.seed, rv.seed);
+      assert.equal(pv.proof.seedCommitment, c.seedCommitment);
+      assert.ok(pv.proof.attempts.length >= 1);
+      assert.match(proof.stderr, /proof verified/);
+    });
+
+    test('campaign create with a malformed --prize exits non-zero with one clear line', async () => {
+      for (const prize of ['p1:Phone:x:1', 'p1:Phone:3', 'p1::3:1', 'p1:Phone:3:-1']) {
+        const r = await run(['campaign', 'create', '--kind', 'lottery', '--name', 'x', '--prize', prize, '--database-url', 'memory://']);
+        assert.notEqual(r.code, 0, `${prize}: ${r.stdout}`);
+        assert.notEqual(r.code, null);
+        assertOneLineError(r.stderr, /VALIDATION_FAILED.*--prize.*ID:NAME:STOCK:WEIGHT/);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.equal(r.stdout, '');
+      }
+    });
+
     test('an unknown command exits non-zero', async () => {
       const r = await run(['frobnicate']);
       assert.notEqual(r.code, 0);

@@ -25,6 +25,8 @@ interface Case {
 
 let t: TestApp;
 let probe: string;
+let lotteryProbe: string;
+let couponClaimId: string;
 let snapshotBefore: unknown;
 
 const VALID_CAMPAIGN = { name: 'valid', stock: 1 };
@@ -40,7 +42,11 @@ async function snapshot(): Promise<unknown> {
   } while (cursor !== null);
   const claims = await t.service.store.listClaims(probe, null, 1000, null);
   const audit = await t.service.audit(probe);
-  return { campaigns, claims, audit };
+  const lotteryAudit = await t.service.audit(lotteryProbe);
+  // The API's own views too (per-prize stock, paused), and whether the seed is still secret.
+  const views = await Promise.all([probe, lotteryProbe].map(async (id) => (await t.app.inject({ method: 'GET', url: `/v1/campaigns/${id}`, headers: t.auth })).json() as unknown));
+  const seed = await t.service.store.getSeed(lotteryProbe);
+  return { campaigns, claims, audit, lotteryAudit, views, seedRevealedAt: seed?.revealedAt ?? null };
 }
 
 before(async () => {
@@ -56,7 +62,14 @@ before(async () => {
       payload: { userId },
     });
     assert.equal(r.statusCode, 201, r.body);
+    couponClaimId ??= (r.json() as { claim: { id: string } }).claim.id;
   }
+  lotteryProbe = uid('lprobe');
+  const lot = await t.app.inject({
+    method: 'POST', url: '/v1/campaigns', headers: t.auth,
+    payload: { id: lotteryProbe, kind: 'lottery', name: 'lottery probe', prizes: [{ id: 'p1', name: 'Phone', stock: 3, weight: 1 }, { id: 'p2', name: 'Mug', stock: 2147483640, weight: 5 }] },
+  });
+  assert.equal(lot.statusCode, 201, lot.body);
   snapshotBefore = await snapshot();
 });
 
@@ -303,11 +316,78 @@ describe('list endpoints: bad limit and cursor', () => {
   ]);
 });
 
+describe('campaign administration: bad input', () => {
+  const stock = () => `/v1/campaigns/${probe}/stock`;
+  const lotStock = () => `/v1/campaigns/${lotteryProbe}/stock`;
+  run(bodyShapeCases('POST stock', 'POST', stock, { add: 1 }));
+  const s = (name: string, body: unknown, url = stock) => bad(`POST stock: ${name}`, { method: 'POST', url, body });
+  run([
+    s('add 0', { add: 0 }),
+    s('add -1', { add: -1 }),
+    s('add 2.5', { add: 2.5 }),
+    s('add as a string "5"', { add: '5' }),
+    s('add null', { add: null }),
+    s('add true', { add: true }),
+    s('add 2^31', { add: 2 ** 31 }),
+    s('add 1e20', { add: 1e20 }),
+    bad('POST stock: add 1e400 (raw text)', { method: 'POST', url: stock, raw: '{"add":1e400}' }),
+    s('add missing ({})', {}),
+    s('prizeId only, add missing', { prizeId: 'p1' }, lotStock),
+    s('an unknown field', { add: 1, note: 'x' }),
+    s('prizeId on a coupon campaign', { prizeId: 'p1', add: 1 }),
+    s('no prizeId on a lottery', { add: 1 }, lotStock),
+    s('prizeId null', { prizeId: null, add: 1 }, lotStock),
+    s('prizeId with a space', { prizeId: 'a b', add: 1 }, lotStock),
+    s('coupon total past 2^31-1', { add: 2 ** 31 - 1 }),
+    s('lottery total past 2^31-1 (the sum of the prizes)', { prizeId: 'p1', add: 5 }, lotStock),
+    s('lottery prize past 2^31-1', { prizeId: 'p2', add: 8 }, lotStock),
+    bad('POST stock: campaign id with a space in the path', { method: 'POST', url: () => '/v1/campaigns/a%20b/stock', body: { add: 1 } }),
+    { name: 'POST stock: unknown prizeId is 404 PRIZE_NOT_FOUND', method: 'POST', url: lotStock, body: { prizeId: 'nope', add: 1 }, status: 404, code: 'PRIZE_NOT_FOUND' },
+    unauthorized('POST stock: wrong token', { method: 'POST', url: stock, body: { add: 1 }, headers: { authorization: 'Bearer wrong' } }),
+  ]);
+
+  const notFound = (name: string, url: () => string, body?: unknown): Case => ({ name, method: 'POST', url, ...(body !== undefined ? { body } : {}), status: 404, code: 'CAMPAIGN_NOT_FOUND' });
+  run([
+    notFound('POST stock of an unknown campaign', () => `/v1/campaigns/${uid('missing')}/stock`, { add: 1 }),
+    notFound('POST pause of an unknown campaign', () => `/v1/campaigns/${uid('missing')}/pause`),
+    notFound('POST resume of an unknown campaign', () => `/v1/campaigns/${uid('missing')}/resume`),
+    notFound('POST reveal of an unknown campaign', () => `/v1/campaigns/${uid('missing')}/reveal`),
+  ]);
+
+  for (const action of ['pause', 'resume'] as const) {
+    const url = () => `/v1/campaigns/${probe}/${action}`;
+    run([
+      bad(`POST ${action}: a non-empty body`, { method: 'POST', url, body: { paused: true } }),
+      bad(`POST ${action}: body is a JSON array`, { method: 'POST', url, raw: '[]' }),
+      bad(`POST ${action}: body is JSON null`, { method: 'POST', url, raw: 'null' }),
+      bad(`POST ${action}: body is a JSON string`, { method: 'POST', url, raw: '"x"' }),
+      bad(`POST ${action}: malformed JSON`, { method: 'POST', url, raw: '{"' }),
+      bad(`POST ${action}: __proto__ pollution attempt`, { method: 'POST', url, raw: '{"__proto__":{"polluted":true}}' }),
+      bad(`POST ${action}: body larger than the 64 KiB limit`, { method: 'POST', url, raw: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }) }),
+      bad(`POST ${action}: Content-Type text/plain`, { method: 'POST', url, raw: '{}', headers: { 'content-type': 'text/plain' } }),
+      bad(`POST ${action}: campaign id with a space in the path`, { method: 'POST', url: () => `/v1/campaigns/a%20b/${action}` }),
+      unauthorized(`POST ${action}: without a token`, { method: 'POST', url, noAuth: true }),
+    ]);
+  }
+
+  run([
+    bad('POST reveal: a coupon campaign has no seed', { method: 'POST', url: () => `/v1/campaigns/${probe}/reveal` }),
+    bad('POST reveal: campaign id with a space in the path', { method: 'POST', url: () => '/v1/campaigns/a%20b/reveal' }),
+    unauthorized('POST reveal: wrong token (the seed stays secret)', { method: 'POST', url: () => `/v1/campaigns/${lotteryProbe}/reveal`, headers: { authorization: 'Bearer wrong' } }),
+    { name: 'GET proof of an unknown claim is 404 CLAIM_NOT_FOUND', method: 'GET', url: () => `/v1/claims/${uid('clm')}/proof`, status: 404, code: 'CLAIM_NOT_FOUND' },
+    bad('GET proof of a coupon claim', { method: 'GET', url: () => `/v1/claims/${couponClaimId}/proof` }),
+    bad('GET proof: claim id with a space', { method: 'GET', url: () => '/v1/claims/a%20b/proof' }),
+    unauthorized('GET proof without a token', { method: 'GET', url: () => `/v1/claims/${couponClaimId}/proof`, noAuth: true }),
+  ]);
+});
+
 test('the battery changed nothing in the store', async () => {
   const now = await snapshot();
   assert.deepEqual(now, snapshotBefore);
-  const s = now as { audit: { ok: boolean }; claims: unknown[] };
+  const s = now as { audit: { ok: boolean }; lotteryAudit: { ok: boolean }; claims: unknown[]; seedRevealedAt: number | null };
   assert.equal(s.audit.ok, true);
+  assert.equal(s.lotteryAudit.ok, true);
+  assert.equal(s.seedRevealedAt, null);
   assert.equal(s.claims.length, 2);
   // the probe campaign still works: the battery did not poison caches or keys
   const ok = await t.app.inject({ method: 'POST', url: `/v1/campaigns/${probe}/claims`, headers: t.auth, payload: { userId: 'u-after' } });
