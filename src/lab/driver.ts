@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
+import type { NewCampaign } from '../core/campaign.ts';
 import { AllotService } from '../service/service.ts';
 import { closeLabServers, openLabDatabase, openLabRedis, type LabDatabase } from './backends.ts';
 import { checkRun, latencyStats, throughput, timeline } from './checkers.ts';
@@ -83,13 +84,22 @@ function readHistory(files: string[]): HistoryEvent[] {
   return out.sort((a, b) => a.t - b.t);
 }
 
+/** The database after a run. A lottery's stock and issued are the sums over its prizes, and
+ * only claims with a prize are counted (a miss takes no stock); the scenarios' lotteries have
+ * no misses (missWeight 0), so every acknowledged claim is among them. */
 async function snapshot(service: AllotService, campaignId: string): Promise<LabSnapshot> {
-  const c = (await sql<Record<string, unknown>>`SELECT stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`.execute(service.db)).rows[0]!;
-  const claims = (await sql<Record<string, unknown>>`SELECT id, user_id, utc_day, idem_key FROM claims WHERE campaign_id = ${campaignId}`.execute(service.db)).rows;
+  const c = (await sql<Record<string, unknown>>`SELECT kind, stock, issued, per_user_limit, per_user_daily_limit FROM campaigns WHERE id = ${campaignId}`.execute(service.db)).rows[0]!;
+  const lottery = String(c.kind) === 'lottery';
+  const sums = lottery ? (await sql<Record<string, unknown>>`SELECT COALESCE(SUM(stock), 0) AS stock, COALESCE(SUM(issued), 0) AS issued FROM prizes WHERE campaign_id = ${campaignId}`.execute(service.db)).rows[0]! : c;
+  const claims = (
+    lottery
+      ? await sql<Record<string, unknown>>`SELECT id, user_id, utc_day, idem_key FROM claims WHERE campaign_id = ${campaignId} AND prize_id IS NOT NULL`.execute(service.db)
+      : await sql<Record<string, unknown>>`SELECT id, user_id, utc_day, idem_key FROM claims WHERE campaign_id = ${campaignId}`.execute(service.db)
+  ).rows;
   return {
     campaignId,
-    stock: Number(c.stock),
-    issued: Number(c.issued),
+    stock: Number(sums.stock),
+    issued: Number(sums.issued),
     perUserLimit: Number(c.per_user_limit),
     perUserDailyLimit: c.per_user_daily_limit === null ? null : Number(c.per_user_daily_limit),
     claims: claims.map((r) => ({ id: String(r.id), userId: String(r.user_id), utcDay: String(r.utc_day), idemKey: r.idem_key === null ? null : String(r.idem_key) })),
@@ -106,8 +116,9 @@ async function httpSnapshot(target: string, token: string, campaignId: string): 
   const claims: LabSnapshot['claims'] = [];
   let cursor: string | null = null;
   do {
-    const page = (await get(`/v1/campaigns/${encodeURIComponent(campaignId)}/claims?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)) as { claims: Array<{ id: string; userId: string; createdAt: string }>; nextCursor: string | null };
-    for (const x of page.claims) claims.push({ id: x.id, userId: x.userId, utcDay: x.createdAt.slice(0, 10), idemKey: null });
+    const page = (await get(`/v1/campaigns/${encodeURIComponent(campaignId)}/claims?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)) as { claims: Array<{ id: string; userId: string; createdAt: string; prizeId?: string | null }>; nextCursor: string | null };
+    // A lottery's view already sums its prizes; a miss (no prize) takes no stock.
+    for (const x of page.claims) if (c.kind !== 'lottery' || (x.prizeId ?? null) !== null) claims.push({ id: x.id, userId: x.userId, utcDay: x.createdAt.slice(0, 10), idemKey: null });
     cursor = page.nextCursor;
   } while (cursor);
   return { campaignId, stock: Number(c.stock), issued: Number(c.issued), perUserLimit: Number(c.perUserLimit), perUserDailyLimit: c.perUserDailyLimit === null ? null : Number(c.perUserDailyLimit), claims };
@@ -133,6 +144,13 @@ function mergeChecks(all: CheckResult[][]): CheckResult[] {
     }
   }
   return [...byName.values()];
+}
+
+/** The campaign a scenario runs on: a coupon campaign, or a lottery when it has prizes. */
+function campaignInput(scenario: Scenario): Omit<NewCampaign, 'id' | 'name' | 'strategy'> {
+  const c = scenario.campaign;
+  const limits = { perUserLimit: c.perUserLimit, perUserDailyLimit: c.perUserDailyLimit ?? null };
+  return c.prizes ? { kind: 'lottery', prizes: c.prizes.map((p) => ({ ...p })), missWeight: c.missWeight ?? 0, ...limits } : { kind: 'coupon', stock: c.stock, ...limits };
 }
 
 interface RunContext {
@@ -168,16 +186,18 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
       const res = await fetch(`${opts.targets![0]!.replace(/\/$/, '')}/v1/campaigns`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.token ?? ''}` },
-        body: JSON.stringify({ id, name: runId, stock: scenario.campaign.stock, perUserLimit: scenario.campaign.perUserLimit, perUserDailyLimit: scenario.campaign.perUserDailyLimit ?? null, strategy: run.strategy }),
+        body: JSON.stringify({ id, name: runId, ...campaignInput(scenario), strategy: run.strategy }),
       });
       if (res.status !== 201) throw new Error(`creating campaign ${id} on ${opts.targets![0]}: ${res.status} ${await res.text()}`);
     }
   } else {
     service = await AllotService.open({ config: { databaseUrl: ctx.db!.url, dbPoolSize: 2, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: true }, migrate: false });
     for (const id of campaigns) {
-      await service.createCampaign({ id, kind: 'coupon', name: runId, stock: scenario.campaign.stock, perUserLimit: scenario.campaign.perUserLimit, perUserDailyLimit: scenario.campaign.perUserDailyLimit ?? null, strategy: run.strategy });
+      await service.createCampaign({ id, name: runId, ...campaignInput(scenario), strategy: run.strategy });
     }
-    await service.createCampaign({ id: `${runId}-warmup`, kind: 'coupon', name: `${runId} warm-up`, stock: 1_000_000, strategy: run.strategy });
+    // The warm-up takes the claim path the run will (a lottery's draw for a lottery).
+    const warmup = scenario.campaign.prizes ? { kind: 'lottery' as const, prizes: [{ id: 'warmup', name: 'warm-up', stock: 1_000_000, weight: 1 }] } : { kind: 'coupon' as const, stock: 1_000_000 };
+    await service.createCampaign({ id: `${runId}-warmup`, name: `${runId} warm-up`, ...warmup, strategy: run.strategy });
     if (backend === 'pglite') {
       await service.close();
       service = null;

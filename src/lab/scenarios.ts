@@ -4,10 +4,23 @@ import type { LabOp } from './worker.ts';
 
 export type LabBackend = 'pglite' | 'postgres' | 'mysql';
 
+export interface ScenarioPrize {
+  id: string;
+  name: string;
+  stock: number;
+  weight: number;
+}
+
+/** A coupon campaign of `stock` units, or, with `prizes`, a lottery (its stock is the prizes';
+ * `stock` is then their sum, for the record). */
 export interface ScenarioCampaign {
   stock: number;
   perUserLimit: number;
   perUserDailyLimit?: number | null;
+  /** a lottery's prizes */
+  prizes?: ScenarioPrize[];
+  /** a lottery's weight of drawing nothing (default 0) */
+  missWeight?: number;
 }
 
 export interface StrategyRun {
@@ -95,6 +108,17 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'Stock 1, 500 concurrent users: the last phone drawn twice when the draw read stock before either decremented it.',
     report: '4. Lottery prize pool',
     campaign: { stock: 1, perUserLimit: 1 },
+    workload: () => Array.from({ length: 500 }, (_, i) => ({ userId: `user-${i}`, key: `k-${i}`, at: 0 })),
+    runs: (w) => ['naive', ...SAFE].map((s) => ({ strategy: s, workers: w })),
+    backends: ['postgres'],
+    thinkMs: 2,
+    unsafe: ['naive'],
+  },
+  {
+    name: 'lottery-last-phone',
+    description: 'A lottery with 1 phone (stock 1, weight 1) and nothing else (missWeight 0), 500 concurrent draws by 500 users: the draw reads the prize\'s stock, so the naive read-then-write hands the phone out several times.',
+    report: '4. Lottery prize pool',
+    campaign: { stock: 1, perUserLimit: 1, prizes: [{ id: 'phone', name: 'Phone', stock: 1, weight: 1 }], missWeight: 0 },
     workload: () => Array.from({ length: 500 }, (_, i) => ({ userId: `user-${i}`, key: `k-${i}`, at: 0 })),
     runs: (w) => ['naive', ...SAFE].map((s) => ({ strategy: s, workers: w })),
     backends: ['postgres'],

@@ -92,10 +92,13 @@ export class ClaimEngine {
   private async campaign(id: string): Promise<Campaign | null> {
     const hit = this.campaigns.get(id);
     if (hit && hit.until > performance.now()) return hit.campaign;
+    // Trusted for the TTL from when it was asked for, not answered: a read that waited seconds
+    // for a pooled connection must not keep a pause (or a resume) past the promised second.
+    const asked = performance.now();
     const c = await this.deps.store.getCampaign(id);
     if (c) {
       if (this.campaigns.size >= CACHE_LIMIT) this.campaigns.clear();
-      this.campaigns.set(id, { campaign: c, until: performance.now() + CACHE_TTL_MS });
+      this.campaigns.set(id, { campaign: c, until: asked + CACHE_TTL_MS });
       if (c.kind === 'coupon' && c.issued >= c.stock) this.markSoldOut({ campaignId: id, prizeId: null });
     }
     return c;

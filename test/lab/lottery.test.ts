@@ -1,0 +1,28 @@
+// The race lab on a lottery: one phone (stock 1, weight 1, no miss), 500 concurrent draws.
+// The naive read-then-write hands the phone out more than once; every safe strategy exactly once.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SAFE_STRATEGIES } from '../../src/strategies/index.ts';
+import { holds, lab, row } from './helpers.ts';
+
+describe('race lab: lottery', () => {
+  test('lottery-last-phone: 1 phone, 500 draws: naive over-issues, every safe strategy issues it once', async () => {
+    const report = await lab({ scenario: 'lottery-last-phone' });
+    const naive = row(report.rows, 'naive');
+    assert.ok(naive.oversold > 0, `naive oversold ${naive.oversold}`);
+    assert.equal(naive.unsafe, true);
+    assert.equal(naive.passed, false);
+    assert.equal(naive.stock, 1, 'the stock is the prizes\' sum');
+    assert.equal(naive.claimsInDb, naive.stock + naive.oversold);
+    for (const s of SAFE_STRATEGIES) {
+      const r = row(report.rows, s);
+      holds(r);
+      assert.equal(r.stock, 1);
+      assert.equal(r.ok, 1, `${s} issued ${r.ok}`);
+      assert.equal(r.issued, 1, `${s}: the phone's issued counter`);
+      assert.equal(r.claimsInDb, 1);
+      assert.equal(r.unknown, 0);
+      assert.equal(r.ok + r.soldOut + r.errors, r.requests);
+    }
+  });
+});
