@@ -2,19 +2,22 @@
 // The naive read-then-write hands the phone out more than once; every safe strategy exactly once.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SAFE_STRATEGIES } from '../../src/strategies/index.ts';
 import { holds, lab, row } from './helpers.ts';
+
+const CHECKED = ['conditional', 'optimistic', 'redis-lock'];
 
 describe('race lab: lottery', () => {
   test('lottery-last-phone: 1 phone, 500 draws: naive over-issues, every safe strategy issues it once', async () => {
-    const report = await lab({ scenario: 'lottery-last-phone' });
+    // The draw path is the engine's, the same for every strategy: one of each kind (the lottery
+    // contract runs them all).
+    const report = await lab({ scenario: 'lottery-last-phone', strategies: ['naive', ...CHECKED] });
     const naive = row(report.rows, 'naive');
     assert.ok(naive.oversold > 0, `naive oversold ${naive.oversold}`);
     assert.equal(naive.unsafe, true);
     assert.equal(naive.passed, false);
     assert.equal(naive.stock, 1, 'the stock is the prizes\' sum');
     assert.equal(naive.claimsInDb, naive.stock + naive.oversold);
-    for (const s of SAFE_STRATEGIES) {
+    for (const s of CHECKED) {
       const r = row(report.rows, s);
       holds(r);
       assert.equal(r.stock, 1);

@@ -31,10 +31,11 @@ describe('race lab scenarios', () => {
     }
   });
 
-  test('last-unit: stock 1, 500 users: naive hands it out several times, every safe strategy once', async () => {
-    const report = await lab({ scenario: 'last-unit' });
+  test('last-unit: stock 1, 500 users: naive hands it out several times, the safe strategies once', async () => {
+    // optimistic and redis-lock race for one unit in lottery-last-phone (test/lab/lottery.test.ts).
+    const report = await lab({ scenario: 'last-unit', strategies: ['naive', 'conditional', 'pessimistic', 'optimistic-stock'] });
     assert.ok(row(report.rows, 'naive').oversold > 0);
-    for (const s of ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', 'redis-lock']) {
+    for (const s of ['conditional', 'pessimistic', 'optimistic-stock']) {
       const r = row(report.rows, s);
       holds(r);
       assert.equal(r.ok, 1, `${s} issued ${r.ok}`);

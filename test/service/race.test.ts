@@ -2,12 +2,13 @@
 // 100 from 300 users, every user claiming twice (half of the repeats are retries with the same
 // Idempotency-Key, half new requests). Run per server dialect and strategy.
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { AllotService } from '../../src/service/service.ts';
 import { dialects, STRATEGIES } from '../helpers/dialects.ts';
+import { once, shuffle } from './race-harness.ts';
 
 const WORKERS = 4;
 const USERS = 300;
@@ -22,26 +23,7 @@ interface Result {
   error?: string;
 }
 
-function shuffle<T>(xs: T[]): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
-  }
-  return xs;
-}
 
-function once(child: ChildProcess, type: string): Promise<{ type: string; results?: Result[] }> {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m: { type: string }) => {
-      if (m.type === type) {
-        child.off('message', onMsg);
-        resolve(m);
-      }
-    };
-    child.on('message', onMsg);
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before "${type}"`)));
-  });
-}
 
 async function race(url: string, campaignId: string, lockPrefix: string): Promise<Result[]> {
   const claims: Array<{ userId: string; key: string | null }> = [];
@@ -59,10 +41,10 @@ async function race(url: string, campaignId: string, lockPrefix: string): Promis
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   try {
     const share = (i: number) => claims.filter((_, j) => j % WORKERS === i);
-    const ready = children.map((c) => once(c, 'ready'));
+    const ready = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'ready'));
     children.forEach((c, i) => c.send({ url, locksUrl: process.env.REDIS_URL, lockPrefix, campaignId, claims: share(i) }));
     await Promise.all(ready);
-    const done = children.map((c) => once(c, 'done'));
+    const done = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'done'));
     for (const c of children) c.send('go');
     return (await Promise.all(done)).flatMap((m) => m.results ?? []);
   } finally {
