@@ -24,6 +24,10 @@ export interface Config {
   logLevel: string;
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** The payment rail of transfer orders (HTTP protocol of docs/payouts.md); undefined means
+   * the in-process simulated rail. */
+  railUrl: string | undefined;
+  railTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +56,8 @@ export const SETTINGS = [
   ['LOG_LEVEL', 'info', 'fatal, error, warn, info, debug, trace or silent'],
   ['ALLOT_SHUTDOWN_TIMEOUT_MS', '10000', 'how long SIGTERM waits for in-flight requests'],
   ['ALLOT_BODY_LIMIT_BYTES', '65536', 'largest accepted request body'],
+  ['ALLOT_RAIL_URL', '(none: in-process simulated rail)', 'payment rail of transfer orders, http(s)://… speaking the rail protocol of docs/payouts.md'],
+  ['ALLOT_RAIL_TIMEOUT_MS', '10000', 'a rail call unanswered this long leaves its order `unknown`, for a person to resolve'],
 ] as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -103,6 +109,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const lockPrefix = get('ALLOT_LOCK_PREFIX') ?? 'allot:lock:';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(lockPrefix)) problems.push('ALLOT_LOCK_PREFIX must be 1-64 characters from [A-Za-z0-9_.:-]');
 
+  const railUrl = get('ALLOT_RAIL_URL');
+  if (railUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(railUrl)) problems.push(`ALLOT_RAIL_URL=${railUrl} must be an http:// or https:// URL of a payment rail (docs/payouts.md, "The rail protocol")`);
+
   const config: Config = {
     port: int('PORT', 3000, 0, 65535),
     host: get('HOST') ?? '127.0.0.1',
@@ -120,6 +129,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel,
     shutdownTimeoutMs: int('ALLOT_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     bodyLimitBytes: int('ALLOT_BODY_LIMIT_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+    railUrl,
+    railTimeoutMs: int('ALLOT_RAIL_TIMEOUT_MS', 10_000, 100, 600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

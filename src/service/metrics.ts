@@ -7,6 +7,10 @@ export interface ServiceMetrics {
   registry: Registry;
   observeClaim(result: ClaimResult, durationMs: number): void;
   observeHttp(method: string, route: string, status: number, durationMs: number): void;
+  /** a transfer order reached a state */
+  observeTransfer(state: string): void;
+  /** a background payout task (executor, recovery sweep) failed */
+  observePayoutError(): void;
 }
 
 export function createMetrics(): ServiceMetrics {
@@ -32,8 +36,25 @@ export function createMetrics(): ServiceMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const transfers = new Counter({
+    name: 'allot_transfer_transitions_total',
+    help: 'Transfer orders reaching a state on this instance (received, executing, succeeded, failed, unknown). Orders waiting for a person: GET /v1/transfers?state=unknown.',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const payoutErrors = new Counter({
+    name: 'allot_payout_background_errors_total',
+    help: 'Errors in the transfer executor or its recovery sweep (each is logged; the order is retried by the next sweep).',
+    registers: [registry],
+  });
   return {
     registry,
+    observeTransfer(state) {
+      transfers.inc({ state });
+    },
+    observePayoutError() {
+      payoutErrors.inc();
+    },
     observeClaim(result, durationMs) {
       claims.inc({ result });
       claimSeconds.observe({ result }, durationMs / 1000);

@@ -20,12 +20,16 @@ import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
 import type { RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
 import { ClaimEngine, type ClaimOutcome, type DrawRecord } from './claim-engine.ts';
 import { IdempotencyProtocol } from './idempotency.ts';
+import { PayoutService, type PayoutOptions } from './payouts.ts';
+import { SqlPayoutStore } from '../adapters/sql/sql-payout-store.ts';
+import type { PaymentRail } from '../ports/payment-rail.ts';
+import { railFromConfig } from './rail.ts';
 import type { Config } from './config.ts';
 import { openLocks, type ServiceLocks } from './locks.ts';
 import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
-  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs'>> & {
+  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -39,6 +43,13 @@ export interface ServiceOptions {
   /** Run migrations on start (default true). */
   migrate?: boolean;
   onPoolError?: (err: Error) => void;
+  /** The payment rail of transfer orders; default from config (ALLOT_RAIL_URL, else the
+   * in-process simulated rail). */
+  rail?: PaymentRail;
+  /** Executor and recovery settings of transfer orders. */
+  payouts?: PayoutOptions;
+  /** Background payout errors (the executor and its sweep never throw); default: ignored. */
+  onPayoutError?: (err: unknown, context: string) => void;
 }
 
 export const MIN_KEY_RETENTION_MS = 24 * 3600 * 1000;
@@ -50,6 +61,7 @@ export interface Page<T> {
 
 export class AllotService {
   readonly engine: ClaimEngine;
+  readonly payouts: PayoutService;
   readonly dialect: string;
 
   private readonly strategies: ReadonlyMap<string, ClaimStrategy>;
@@ -64,6 +76,7 @@ export class AllotService {
     private readonly clock: Clock,
     private readonly ids: IdSource,
     readonly migrations: MigrateReport,
+    rail: PaymentRail,
   ) {
     this.dialect = store.dialect;
     const random = opts.random ?? systemRandom;
@@ -80,6 +93,23 @@ export class AllotService {
       strategyFor: (name) => this.strategies.get(name),
       onResult: (result, ms) => this.metrics.observeClaim(result, ms),
     });
+    this.payouts = new PayoutService({
+      store: new SqlPayoutStore(conn),
+      idempotency: new IdempotencyProtocol(keys, clock, ids, random),
+      rail,
+      clock,
+      ids,
+      random,
+      options: { ...(opts.config.railTimeoutMs !== undefined ? { railTimeoutMs: opts.config.railTimeoutMs } : {}), ...opts.payouts },
+      events: {
+        onTransferState: (state) => this.metrics.observeTransfer(state),
+        onBackgroundError: (err, context) => {
+          this.metrics.observePayoutError();
+          opts.onPayoutError?.(err, context);
+        },
+      },
+    });
+    this.payouts.start();
   }
 
   static async open(opts: ServiceOptions): Promise<AllotService> {
@@ -97,7 +127,8 @@ export class AllotService {
       const locks = await openLocks({ conn, url: opts.config.locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry });
       const store = new SqlClaimStore(conn);
       const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
-      return new AllotService(store, keys, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report);
+      const rail = opts.rail ?? railFromConfig(opts.config);
+      return new AllotService(store, keys, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report, rail);
     } catch (err) {
       await conn.db.destroy().catch(() => undefined);
       throw err;
@@ -227,6 +258,7 @@ export class AllotService {
   }
 
   async close(): Promise<void> {
+    await this.payouts.close().catch(() => undefined);
     await this.locks.close().catch(() => undefined);
     await this.store.close();
   }

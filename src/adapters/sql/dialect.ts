@@ -29,6 +29,12 @@ export interface SqlDialect {
   upsert(table: string, columns: readonly string[], values: readonly unknown[], key: readonly string[], update: readonly string[]): RawBuilder<unknown>;
   /** DROP INDEX, which MySQL scopes to a table. */
   dropIndex(name: string, table: string): string;
+  /** A 64-bit integer parameter, exact on every driver (sent as text, cast by the server: a
+   * MySQL string in arithmetic would otherwise become a double). */
+  int64(v: bigint): RawBuilder<unknown>;
+  /** An expression read back as decimal text, so no driver turns a 64-bit value (or a SUM of
+   * them) into a float. */
+  int64Text(expr: string): RawBuilder<unknown>;
   /** Column types: ids compare bytewise (case-sensitive) on both families. */
   readonly types: { id: string; key: string; text: string; table: string };
 }
@@ -52,6 +58,8 @@ const pg: SqlDialect = {
     return sql`INSERT INTO ${sql.raw(table)} (${columnList(columns)}) VALUES (${valueList(values)}) ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
   },
   dropIndex: (name) => `DROP INDEX ${name}`,
+  int64: (v) => sql`CAST(${v.toString()} AS bigint)`,
+  int64Text: (expr) => sql.raw(`CAST(${expr} AS text)`),
   types: { id: 'varchar(128) COLLATE "C"', key: 'varchar(255) COLLATE "C"', text: 'text', table: '' },
 };
 
@@ -68,6 +76,8 @@ const mysql: SqlDialect = {
     return sql`INSERT INTO ${sql.raw(table)} (${columnList(columns)}) VALUES (${valueList(values)}) ON DUPLICATE KEY UPDATE ${set}`;
   },
   dropIndex: (name, table) => `DROP INDEX ${name} ON ${table}`,
+  int64: (v) => sql`CAST(${v.toString()} AS SIGNED)`,
+  int64Text: (expr) => sql.raw(`CAST(${expr} AS CHAR)`),
   types: {
     id: 'varchar(128) CHARACTER SET ascii COLLATE ascii_bin',
     key: 'varchar(255) CHARACTER SET ascii COLLATE ascii_bin',
