@@ -59,21 +59,23 @@ export async function openLabDatabase(backend: LabBackend, opts: { given?: strin
     await admin.db.destroy();
     throw new Error(`cannot create the lab's own ${backend === 'postgres' ? 'schema' : 'database'} ${name} on ${backend}: ${(err as Error).message}${backend === 'mysql' ? " (the user needs CREATE on databases named lab_%: GRANT ALL ON `lab\\_%`.* TO …)" : ''}`, { cause: err });
   }
-  const conn = await connectSql({ url, poolSize: 1, timeoutMs: 10_000 });
-  try {
-    await migrateToLatest(conn, { stockBackstop: opts.stockBackstop });
-  } finally {
-    await conn.db.destroy();
-  }
-  return {
-    backend,
-    url,
-    server,
-    async drop() {
-      await sql.raw(backend === 'postgres' ? `DROP SCHEMA IF EXISTS ${name} CASCADE` : `DROP DATABASE IF EXISTS ${name}`).execute(admin.db).catch(() => undefined);
-      await admin.db.destroy();
-    },
+  const drop = async () => {
+    await sql.raw(backend === 'postgres' ? `DROP SCHEMA IF EXISTS ${name} CASCADE` : `DROP DATABASE IF EXISTS ${name}`).execute(admin.db).catch(() => undefined);
+    await admin.db.destroy();
   };
+  try {
+    const conn = await connectSql({ url, poolSize: 1, timeoutMs: 10_000 });
+    try {
+      await migrateToLatest(conn, { stockBackstop: opts.stockBackstop });
+    } finally {
+      await conn.db.destroy();
+    }
+  } catch (err) {
+    // A namespace that could not be migrated is not left behind.
+    await drop();
+    throw err;
+  }
+  return { backend, url, server, drop };
 }
 
 /** Redis for lock-based strategies: the given URL, or a throwaway server (restartable by faults). */
