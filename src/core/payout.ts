@@ -20,6 +20,7 @@ export const DESTINATION_REGEX = new RegExp(DESTINATION_PATTERN);
 export function parseAmount(value: unknown, field = 'amount'): bigint {
   const bad = (why: string): AllotError => new AllotError('VALIDATION_FAILED', `${field} ${why}`, { field });
   if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw bad('is too large: amounts are at most 9223372036854775807 (2^63-1), sent as a decimal string above 2^53-1');
     if (!Number.isInteger(value)) throw bad('must be a whole number of minor units (no fractions)');
     if (value < 1) throw bad('must be at least 1');
     if (!Number.isSafeInteger(value)) throw bad('is larger than 2^53-1, where a JSON number stops being exact: send it as a decimal string, e.g. "9007199254740993"');

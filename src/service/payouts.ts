@@ -148,7 +148,7 @@ export class PayoutService {
     const r = await this.retrying(() => this.store.fund(funding));
     if (r.kind === 'created') return { status: 201, body: { funding: fundingView(r.funding) }, replayed: false };
     const differs = fundingDiffers(r.funding, funding);
-    if (differs.length > 0) throw new AllotError('FUNDING_EXISTS', `fundingId ${input.fundingId} was used for another funding (${differs.join(', ')} differ); nothing was changed`, { existing: fundingView(r.funding), differs });
+    if (differs.length > 0) throw new AllotError('FUNDING_EXISTS', `fundingId ${input.fundingId} was used for another funding (its ${differs.join(', ')} ${differs.length === 1 ? 'differs' : 'differ'}); nothing was changed`, { existing: fundingView(r.funding), differs });
     return { status: 200, body: { funding: fundingView(r.funding) }, replayed: true };
   }
 
@@ -167,18 +167,18 @@ export class PayoutService {
           await scope.completeIn(tx, stored, done.id);
         }),
       );
-      if (r.kind === 'created') return { response: stored ?? { status: 201, body: { withdrawal: withdrawalView(r.withdrawal) } }, value: null };
+      if (r.kind === 'created') return { response: stored ?? { status: 201, body: { withdrawal: withdrawalView(r.withdrawal) } }, value: { replayed: false } };
       if (r.kind === 'exists') {
         // The key's record was purged but the withdrawal is forever: the same request gets the
-        // same withdrawal, another one under this key is refused.
+        // same withdrawal (a replay), another one under this key is refused.
         const same = r.withdrawal.asset === asset && r.withdrawal.amount === amount;
-        return { response: same ? { status: 201, body: { withdrawal: withdrawalView(r.withdrawal) } } : refusalOf('IDEMPOTENCY_KEY_REUSED'), value: null };
+        return same ? { response: { status: 201, body: { withdrawal: withdrawalView(r.withdrawal) } }, value: { replayed: true } } : { response: refusalOf('IDEMPOTENCY_KEY_REUSED'), value: { replayed: false } };
       }
-      if (r.kind === 'no_asset') return { response: refusalOf('ASSET_NOT_FOUND', { asset }), value: null };
-      return { response: refusalOf('INSUFFICIENT_FUNDS', { asset }), value: null };
+      if (r.kind === 'no_asset') return { response: refusalOf('ASSET_NOT_FOUND', { asset }), value: { replayed: false } };
+      return { response: refusalOf('INSUFFICIENT_FUNDS', { asset }), value: { replayed: false } };
     });
     if (out.kind === 'refused') return { status: out.answer.status, body: out.answer.body, replayed: false };
-    return { status: out.answer.status, body: out.answer.body, replayed: out.answer.replayed };
+    return { status: out.answer.status, body: out.answer.body, replayed: out.answer.replayed || out.value?.replayed === true };
   }
 
   // ---- transfer orders ------------------------------------------------------------------
@@ -322,18 +322,23 @@ export class PayoutService {
       this.submit(orderId);
       report.sent++;
     }
+    // Each expired order is decided on its own (a lookup, maybe a resend that waits for the
+    // rail), in parallel: the sweep takes as long as the slowest, not their sum.
+    const recoveries: Array<Promise<void>> = [];
     for (const t of await this.store.expiredExecutions(now, 100)) {
-      if (this.closed) return report;
+      if (this.closed) break;
       if (this.inflight.has(t.orderId) || t.attemptId === null) continue;
       const attemptId = this.deps.ids.next(ID_PREFIX.attempt);
       const at = this.deps.clock.now();
       if (!(await this.store.takeOverExecution(t.orderId, t.attemptId, attemptId, at, at + this.leaseMs))) continue;
       report.recovered++;
-      const p = this.recoverOne(t, attemptId).catch((err) => this.deps.events?.onBackgroundError?.(err, `recovering order ${t.orderId}`));
+      const p = this.recoverOne(t, attemptId)
+        .catch((err) => this.deps.events?.onBackgroundError?.(err, `recovering order ${t.orderId}`))
+        .finally(() => this.inflight.delete(t.orderId));
       this.inflight.set(t.orderId, p);
-      await p;
-      this.inflight.delete(t.orderId);
+      recoveries.push(p);
     }
+    await Promise.all(recoveries);
     return report;
   }
 

@@ -119,9 +119,12 @@ for (const d of dialects()) {
       const user = await funded(500n);
       assert.equal((await service.payouts.withdraw(user, 'CNY', 100n, 'kp')).status, 201);
       await sql`DELETE FROM idempotency_keys WHERE idem_key = ${'kp'} AND campaign_id = ${`wd:${user}`}`.execute(service.db);
+      // Spend the rest: the old withdrawal must still be found, not refused for funds.
+      assert.equal((await service.payouts.withdraw(user, 'CNY', 400n, 'kq')).status, 201);
       const again = await service.payouts.withdraw(user, 'CNY', 100n, 'kp');
       assert.equal(again.status, 201);
-      assert.equal((await balance(user))?.paidOut, 100n);
+      assert.equal(again.replayed, true);
+      assert.equal((await balance(user))?.paidOut, 500n);
       assert.equal((await service.payouts.withdraw(user, 'CNY', 50n, 'kp')).status, 422);
       await audit();
     });

@@ -153,7 +153,8 @@ export class SqlPayoutStore implements PayoutStore {
   async withdraw(w: Withdrawal, beforeCommit: (tx: IdempotencyTx, w: Withdrawal) => Promise<void>): Promise<WithdrawResult> {
     try {
       await this.tx(async (trx) => {
-        if (!(await this.move(trx, w.userId, w.asset, 'available', 'paid_out', w.amount))) throw new Refusal('insufficient');
+        // The (user, key) row first: a key used before (its idempotency record purged since)
+        // finds its withdrawal whatever the balance is now.
         try {
           await sql`INSERT INTO withdrawals (id, user_id, idem_key, asset, amount, state, created_at)
             VALUES (${w.id}, ${w.userId}, ${w.idempotencyKey}, ${w.asset}, ${this.d.int64(w.amount)}, ${w.state}, ${w.createdAt})`.execute(trx);
@@ -161,6 +162,7 @@ export class SqlPayoutStore implements PayoutStore {
           if (isUniqueViolation(err)) throw new Refusal('exists');
           throw err;
         }
+        if (!(await this.move(trx, w.userId, w.asset, 'available', 'paid_out', w.amount))) throw new Refusal('insufficient');
         await this.journal(trx, `w:${w.id}`, 'withdrawal', w.id, w.asset, w.createdAt, [
           { holder: w.userId, bucket: 'available', amount: -w.amount },
           { holder: w.userId, bucket: 'paid_out', amount: w.amount },
