@@ -1,9 +1,12 @@
 // One-shot CLI commands (migrate, audit, campaign create/get/list/stock/pause/resume/reveal,
-// claim proof), each on its own service.
+// claim proof, payouts: fund, withdraw, balances, transfers, ledger audit), each on its own
+// service.
 import { campaignView, ID_REGEX, MAX_STOCK, type NewPrize } from '../core/campaign.ts';
-import { AllotError } from '../core/errors.ts';
+import { AllotError, ERRORS, type ErrorCode } from '../core/errors.ts';
+import { IDEMPOTENCY_KEY_PATTERN } from '../core/idempotency.ts';
 import { verifyDrawProof } from '../core/lottery.ts';
-import { loadConfig } from '../service/config.ts';
+import { ASSET_REGEX, DESTINATION_REGEX, parseAmount, transferView, type Resolution, type TransferState } from '../core/payout.ts';
+import { loadConfig, type Config } from '../service/config.ts';
 import { AllotService } from '../service/service.ts';
 
 export interface DbFlags {
@@ -22,18 +25,29 @@ export function overrides(o: DbFlags & { port?: string; host?: string; allowUnsa
   return out;
 }
 
+/** How the commands open and close the service and where they write (a test substitutes them
+ * to run the commands in-process on one in-memory database). */
+export const cliEnv = {
+  // A one-shot command runs no payout sweep (that is the service's job); an order it receives
+  // itself is still executed, and waited for, by `transfers send`.
+  open: (config: Config): Promise<AllotService> => AllotService.open({ config, payouts: { sweepIntervalMs: 0 } }),
+  close: (service: AllotService): Promise<void> => service.close(),
+  stdout: (text: string): void => void process.stdout.write(text),
+  stderr: (text: string): void => void process.stderr.write(text),
+};
+
 async function withService<T>(o: DbFlags, fn: (s: AllotService) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env, overrides(o));
-  const service = await AllotService.open({ config });
+  const service = await cliEnv.open(config);
   try {
     return await fn(service);
   } finally {
-    await service.close();
+    await cliEnv.close(service);
   }
 }
 
 function print(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  cliEnv.stdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 function wholeNumber(name: string, raw: string | undefined): number | undefined {
@@ -163,4 +177,126 @@ export async function keysPurge(o: DbFlags & { olderThan: string }): Promise<voi
   );
   process.stderr.write('\n');
   process.stdout.write(`deleted ${deleted} idempotency key(s) older than ${o.olderThan}\n`);
+}
+
+// ---- payouts ------------------------------------------------------------------------------
+
+/** Ids, assets and destinations as the HTTP schemas check them (the service trusts its callers). */
+function checked(name: string, raw: string | undefined, re: RegExp, what: string): string {
+  if (raw === undefined || !re.test(raw)) throw new AllotError('VALIDATION_FAILED', `${name} must be ${what}, got ${JSON.stringify(raw ?? '')}`);
+  return raw;
+}
+const anId = (name: string, raw: string | undefined) => checked(name, raw, ID_REGEX, '1-128 characters from [A-Za-z0-9_.:-]');
+const anAsset = (raw: string | undefined) => checked('--asset', raw, ASSET_REGEX, 'an asset code of 1-32 characters from [A-Z0-9_.-] (upper case), such as CNY');
+const NOTE_PATTERN = '^[^\\u0000-\\u001f\\u007f]{1,1000}$';
+const NOTE_REGEX = new RegExp(NOTE_PATTERN);
+const anAmount = (raw: string | undefined) => parseAmount(raw ?? '', '--amount');
+
+/** An error body answered by the service (a withdrawal's refusal) as the CLI's error. */
+function failure(body: unknown): AllotError {
+  const e = (body as { error?: { code?: string; message?: string } }).error ?? {};
+  const code = (e.code && e.code in ERRORS ? e.code : 'INTERNAL') as ErrorCode;
+  const { code: _c, message, ...details } = e as Record<string, unknown>;
+  return new AllotError(code, typeof message === 'string' ? message : undefined, details);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export async function fundCommand(o: DbFlags & { fundingId?: string; user?: string; asset?: string; amount?: string }): Promise<void> {
+  const input = { fundingId: anId('--funding-id', o.fundingId), userId: anId('--user', o.user), asset: anAsset(o.asset), amount: anAmount(o.amount) };
+  const out = await withService(o, (s) => s.payouts.fund(input));
+  if (out.replayed) cliEnv.stderr(`funding ${input.fundingId} already existed with this body: nothing was changed\n`);
+  print(out.body);
+}
+
+export async function withdrawCommand(o: DbFlags & { user?: string; asset?: string; amount?: string; key?: string }): Promise<void> {
+  const userId = anId('--user', o.user);
+  const asset = anAsset(o.asset);
+  const amount = anAmount(o.amount);
+  const key = checked('--key', o.key, new RegExp(IDEMPOTENCY_KEY_PATTERN), '1-255 printable ASCII characters');
+  const out = await withService(o, (s) => s.payouts.withdraw(userId, asset, amount, key));
+  if (out.status >= 400) throw failure(out.body);
+  if (out.replayed) cliEnv.stderr(`key ${JSON.stringify(key)} was already used for this withdrawal: its first answer, nothing debited again\n`);
+  print(out.body);
+}
+
+export async function balancesCommand(userId: string, o: DbFlags & { json?: boolean }): Promise<void> {
+  anId('<userId>', userId);
+  const balances = await withService(o, (s) => s.payouts.balanceViews(userId));
+  if (o.json) return print({ balances });
+  if (balances.length === 0) {
+    cliEnv.stdout(`no balances for ${userId}\n`);
+    return;
+  }
+  cliEnv.stdout(table(['ASSET', 'AVAILABLE', 'HELD', 'PAID_OUT'], balances.map((b) => [b.asset, String(b.available), String(b.held), String(b.paidOut)])));
+}
+
+export async function transferSend(o: DbFlags & { orderId?: string; user?: string; asset?: string; amount?: string; destination?: string }): Promise<void> {
+  const input = {
+    orderId: anId('--order-id', o.orderId),
+    userId: anId('--user', o.user),
+    asset: anAsset(o.asset),
+    amount: anAmount(o.amount),
+    destination: checked('--destination', o.destination, DESTINATION_REGEX, '1-256 characters without control characters'),
+  };
+  const transfer = await withService(o, async (s) => {
+    const out = await s.payouts.transfer(input);
+    if (out.replayed) cliEnv.stderr(`order ${input.orderId} already existed with these fields: it was not executed again\n`);
+    // Wait for this process's rail call (bounded by the rail timeout), then show where it stands.
+    await s.payouts.idle();
+    return transferView(await s.payouts.getTransfer(input.orderId));
+  });
+  print({ transfer });
+}
+
+export async function transferGet(orderId: string, o: DbFlags): Promise<void> {
+  anId('<orderId>', orderId);
+  print({ transfer: transferView(await withService(o, (s) => s.payouts.getTransfer(orderId))) });
+}
+
+export async function transferList(o: DbFlags & { state?: TransferState; limit: string; cursor?: string; json?: boolean }): Promise<void> {
+  const limit = wholeNumber('--limit', o.limit) ?? 100;
+  if (limit < 1 || limit > 1000) throw new AllotError('VALIDATION_FAILED', '--limit must be from 1 to 1000');
+  let after: string | null = null;
+  if (o.cursor !== undefined) {
+    after = Buffer.from(o.cursor, 'base64url').toString('utf8');
+    if (!/^[A-Za-z0-9_-]{1,200}$/.test(o.cursor) || !ID_REGEX.test(after)) throw new AllotError('VALIDATION_FAILED', '--cursor is not a nextCursor this command printed');
+  }
+  const page = await withService(o, (s) => s.payouts.listTransfers(o.state ?? null, limit, after));
+  const transfers = page.items.map(transferView);
+  if (o.json) return print({ transfers, nextCursor: page.nextCursor });
+  if (transfers.length === 0) cliEnv.stdout(`no transfer orders${o.state ? ` in state ${o.state}` : ''}\n`);
+  else {
+    cliEnv.stdout(table(
+      ['ORDER_ID', 'STATE', 'USER', 'ASSET', 'AMOUNT', 'ATTEMPTS', 'UPDATED', 'REASON / RESOLUTION'],
+      transfers.map((t) => [t.orderId, t.state, t.userId, t.asset, String(t.amount), String(t.attempts), t.updatedAt,
+        t.resolution ? `resolved ${t.resolution.outcome}: ${t.resolution.note}` : (t.reason ?? '')]),
+    ));
+  }
+  if (page.nextCursor) cliEnv.stdout(`more: --cursor ${page.nextCursor}\n`);
+}
+
+export async function transferResolve(orderId: string, o: DbFlags & { outcome: Resolution; note?: string }): Promise<void> {
+  anId('<orderId>', orderId);
+  const note = o.note ?? '';
+  if (!NOTE_REGEX.test(note)) throw new AllotError('VALIDATION_FAILED', '--note must be 1-1000 characters without control characters');
+  const out = await withService(o, (s) => s.payouts.resolve(orderId, o.outcome, note));
+  if (out.replayed) cliEnv.stderr(`order ${orderId} was already resolved as ${o.outcome}: nothing was applied again\n`);
+  print({ transfer: transferView(out.transfer) });
+}
+
+export async function ledgerAudit(o: DbFlags & { json?: boolean }): Promise<void> {
+  const report = await withService(o, (s) => s.payouts.audit());
+  if (o.json) print(report);
+  else {
+    for (const c of report.checks) {
+      const { name, ok, asset, ...details } = c;
+      cliEnv.stdout(`${ok ? 'ok  ' : 'FAIL'} ${name}${asset ? ` [${asset}]` : ''} ${JSON.stringify(details)}\n`);
+    }
+    cliEnv.stdout(report.ok ? 'ledger audit passed\n' : 'ledger audit FAILED\n');
+  }
+  if (!report.ok) process.exitCode = 1;
 }

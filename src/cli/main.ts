@@ -3,7 +3,11 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { isAllotError } from '../core/errors.ts';
 import { ConfigError } from '../service/config.ts';
-import { auditCommand, campaignCreate, campaignGet, campaignList, campaignPause, campaignReveal, campaignStock, claimProof, keysPurge, migrateCommand } from './commands.ts';
+import { TRANSFER_STATES } from '../core/payout.ts';
+import {
+  auditCommand, balancesCommand, campaignCreate, campaignGet, campaignList, campaignPause, campaignReveal, campaignStock, claimProof, fundCommand, keysPurge,
+  ledgerAudit, migrateCommand, transferGet, transferList, transferResolve, transferSend, withdrawCommand,
+} from './commands.ts';
 import { labCommand } from './lab.ts';
 import { serve } from './serve.ts';
 
@@ -73,6 +77,50 @@ dbOptions(campaign.command('reveal').description('reveal a lottery\'s secret see
 const claim = program.command('claim').description('claims');
 dbOptions(claim.command('proof').description('print the proof of a lottery draw and whether it verifies (exits 1 if not)').argument('<claimId>'))
   .action((id, o) => claimProof(id, o));
+
+// Payouts. A command that opens the service also runs the payout sweep while it is open (it
+// sends what the outbox holds and asks the rail about orders left executing).
+const amountHelp = 'minor units: a whole number from 1 to 9223372036854775807';
+dbOptions(program.command('fund').description('credit a user (once per funding id, forever; the same funding again changes nothing)'))
+  .requiredOption('--funding-id <id>', 'the funding\'s id, unique forever')
+  .requiredOption('--user <userId>', 'the user to credit')
+  .requiredOption('--asset <asset>', 'asset code, e.g. CNY')
+  .requiredOption('--amount <n>', amountHelp)
+  .action((o) => fundCommand(o));
+dbOptions(program.command('withdraw').description('debit a user at most once per key (scoped per user), never below zero'))
+  .requiredOption('--user <userId>', 'the user to debit')
+  .requiredOption('--asset <asset>', 'asset code, e.g. CNY')
+  .requiredOption('--amount <n>', amountHelp)
+  .requiredOption('--key <key>', 'idempotency key: the same on every retry of this withdrawal, a new one for a new withdrawal')
+  .action((o) => withdrawCommand(o));
+dbOptions(program.command('balances').description('a user\'s balances per asset: available, held (open transfer orders), paid out').argument('<userId>'))
+  .option('--json', 'print JSON')
+  .action((id, o) => balancesCommand(id, o));
+
+const transfers = program.command('transfers').description('transfer orders: send, get, list, resolve an unknown one');
+dbOptions(transfers.command('send').description('receive a transfer order (hold the funds) and send it to the payment rail once; prints where it stands'))
+  .requiredOption('--order-id <id>', 'the order\'s id, unique forever (the same order again is never executed twice)')
+  .requiredOption('--user <userId>', 'the user who pays')
+  .requiredOption('--asset <asset>', 'asset code, e.g. CNY')
+  .requiredOption('--amount <n>', amountHelp)
+  .requiredOption('--destination <text>', 'where the rail pays to (1-256 characters)')
+  .action((o) => transferSend(o));
+dbOptions(transfers.command('get').description('show one transfer order').argument('<orderId>')).action((id, o) => transferGet(id, o));
+dbOptions(transfers.command('list').description('list transfer orders by id (--state unknown: those waiting for a person)'))
+  .addOption(new Option('--state <state>', 'only orders in this state').choices(TRANSFER_STATES))
+  .option('--limit <n>', 'page size (1-1000)', '100')
+  .option('--cursor <cursor>', 'the cursor printed after the previous page')
+  .option('--json', 'print JSON')
+  .action((o) => transferList(o));
+dbOptions(transfers.command('resolve').description('decide an unknown order after checking with the rail: succeeded posts its hold as paid out, failed releases it').argument('<orderId>'))
+  .addOption(new Option('--outcome <outcome>', 'what the rail did').choices(['succeeded', 'failed']).makeOptionMandatory())
+  .requiredOption('--note <text>', 'why (1-1000 characters), kept with the order')
+  .action((id, o) => transferResolve(id, o));
+
+const ledger = program.command('ledger').description('the payout ledger');
+dbOptions(ledger.command('audit').description('check the ledger\'s invariants (double entry, conservation, holds = open orders); exits 1 if any fails'))
+  .option('--json', 'print JSON')
+  .action((o) => ledgerAudit(o));
 
 program
   .command('lab')

@@ -11,7 +11,11 @@ export async function serve(o: DbFlags & { port?: string; host?: string; allowUn
   const config = loadConfig(process.env, overrides(o));
   const logger = pino({ level: config.logLevel, base: { service: 'allot' } });
   const token = resolveAdminToken(config.adminToken, config.dataDir);
-  const service = await AllotService.open({ config, onPoolError: (err) => logger.warn({ err }, 'database connection dropped') });
+  const service = await AllotService.open({
+    config,
+    onPoolError: (err) => logger.warn({ err }, 'database connection dropped'),
+    onPayoutError: (err, context) => logger.error({ err }, `payouts: ${context} failed; the next sweep retries it`),
+  });
   const app = await buildApp({
     service,
     adminToken: token.token,
@@ -35,6 +39,7 @@ export async function serve(o: DbFlags & { port?: string; host?: string; allowUn
     `  allot ${version} listening on ${url}`,
     `  database   ${service.dialect}  ${service.displayUrl}`,
     `  locks      ${service.locks.kind}${service.locks.displayUrl ? `  ${service.locks.displayUrl}` : ''}`,
+    `  rail       ${service.payouts.railName}${config.railUrl ? '' : '   (transfer orders are paid by a simulation; set ALLOT_RAIL_URL for a real rail)'}`,
     `  data dir   ${config.dataDir}`,
     token.generated
       ? `  admin token ${token.token}   (generated now and stored in ${token.path}; shown only this once)`

@@ -11,6 +11,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { claimRoutes } from './routes/claims.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { payoutRoutes } from './routes/payouts.ts';
 
 export interface AppOptions {
   service: AllotService;
@@ -131,6 +132,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(campaignRoutes, { service: opts.service });
       await v1.register(claimRoutes, { service: opts.service });
       await v1.register(adminRoutes, { service: opts.service });
+      await v1.register(payoutRoutes, { service: opts.service });
     },
     { prefix: '/v1' },
   );
