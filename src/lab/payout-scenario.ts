@@ -17,6 +17,7 @@ import { sql } from 'kysely';
 import { connectSql, type SqlConnection } from '../adapters/sql/connect.ts';
 import { AllotService } from '../service/service.ts';
 import { closeLabServers, openLabDatabase, type LabDatabase } from './backends.ts';
+import { shuffled } from './scenarios.ts';
 import type { PayoutDesign, PayoutEvent, PayoutJob, PayoutOp, PayoutWorkerMessage } from './payout-worker.ts';
 import type { CheckResult } from './types.ts';
 
@@ -246,18 +247,6 @@ export function checkPayoutRun(history: PayoutEvent[], snap: PayoutSnapshot, exp
 }
 
 // ---- the workload -------------------------------------------------------------------------
-
-function shuffled<T>(xs: T[]): T[] {
-  // Deterministic (a fixed LCG), so two runs send the same sequence.
-  let seed = 42;
-  const rnd = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 /** The request keys of a run, in sending order. */
 export function payoutKeys(run: Pick<PayoutRun, 'keys'>, requests: number, openid: string, manyKeys = 30): string[] {

@@ -63,7 +63,8 @@ function spread<T>(items: T[], spreadMs: number): Array<T & { at: number }> {
   return items.map((x, i) => ({ ...x, at: items.length > 1 ? Math.round((i * spreadMs) / items.length) : 0 }));
 }
 
-function shuffled<T>(xs: T[]): T[] {
+/** A deterministic shuffle (a fixed LCG), so two runs of a scenario send the same sequence. */
+export function shuffled<T>(xs: T[]): T[] {
   // Deterministic (a fixed LCG), so two runs of a scenario send the same sequence.
   let seed = 42;
   const rnd = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
