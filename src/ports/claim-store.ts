@@ -6,6 +6,7 @@ import type { Campaign, Prize } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
 import type { FencedTx } from './fence-anchor.ts';
 import type { IdempotencyTx } from './idempotency-store.ts';
+import type { ClaimBatchStore } from './claim-batch.ts';
 
 export interface UserLimits {
   perUserLimit: number;
@@ -66,6 +67,9 @@ export interface AuditCheck {
 
 export interface ClaimStore {
   readonly dialect: string;
+  /** Batches of claims in one transaction, for the group-commit strategy (absent: a store
+   * that cannot, and the strategy refuses). */
+  readonly batch?: ClaimBatchStore;
   /** Runs fn in one transaction; retries are the caller's business. */
   transaction<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T>;
   /** Runs fn with statements that each commit on their own (no transaction): only for the

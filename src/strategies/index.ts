@@ -2,6 +2,7 @@
 // randomness) is built from it; a new strategy adds a file and a line here.
 import type { ClaimStrategy } from '../ports/claim-strategy.ts';
 import { createConditional } from './conditional.ts';
+import { createGroupCommit, GROUP_COMMIT_STRATEGY } from './group-commit.ts';
 import type { StrategyDeps } from './deps.ts';
 import { createLocalMutex } from './local-mutex.ts';
 import { createNaive } from './naive.ts';
@@ -14,7 +15,7 @@ export type { StrategyDeps } from './deps.ts';
 export const DEFAULT_STRATEGY = 'conditional';
 
 /** Safe strategies, in the order documentation and the lab list them. */
-export const SAFE_STRATEGIES = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', REDIS_LOCK_STRATEGY] as const;
+export const SAFE_STRATEGIES = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', REDIS_LOCK_STRATEGY, GROUP_COMMIT_STRATEGY] as const;
 /** Demo strategies that can oversell; refused unless the server allows unsafe strategies. */
 export const UNSAFE_STRATEGIES = ['naive', 'local-mutex'] as const;
 
@@ -29,6 +30,7 @@ export function createStrategies(deps: StrategyDeps, opts: { redisLock?: RedisLo
     createOptimistic(deps, 'version'),
     createOptimistic(deps, 'issued'),
     createRedisLockStrategy(deps, opts.redisLock),
+    createGroupCommit(deps),
     createNaive(deps),
     createLocalMutex(deps),
   ];

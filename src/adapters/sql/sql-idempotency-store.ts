@@ -24,14 +24,30 @@ export async function completeKey(db: Db, scope: string, key: string, owner: str
   if (n !== 1) throw new AllotError('IDEMPOTENCY_IN_PROGRESS', 'This request lost its Idempotency-Key lease to a retry; the retry decides the outcome.');
 }
 
+interface PendingInsert {
+  values: unknown[];
+  owner: string;
+  resolve(inserted: boolean): void;
+  reject(err: unknown): void;
+}
+
+/** Most keys taken by one INSERT. */
+const MAX_KEY_BATCH = 500;
+const KEY_COLUMNS = ['campaign_id', 'idem_key', 'fingerprint', 'state', 'owner', 'locked_until', 'created_at'];
+
 export class SqlIdempotencyStore implements IdempotencyStore {
+  // Keys taken concurrently share one multi-row INSERT (one round trip and one commit for all):
+  // while one runs, the next ones queue, and the next INSERT takes them all.
+  private queued: PendingInsert[] = [];
+  private inserting = false;
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   constructor(private readonly db: Kysely<any>, private readonly dialect: SqlDialect) {}
 
   begin(scope: string, key: string, fp: string, owner: string, nowMs: number, leaseMs: number): Promise<IdempotencyBegin> {
     return guarded(async () => {
       const until = nowMs + leaseMs;
-      if (await this.insertKey(scope, key, fp, owner, until, nowMs)) return { state: 'owner' };
+      if (await this.insertBatched([scope, key, fp, 'running', owner, until, nowMs], owner)) return { state: 'owner' };
       for (let attempt = 0; attempt < 3; attempt++) {
         const r = (await sql<Record<string, unknown>>`SELECT fingerprint, state, locked_until, status_code, response FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key = ${key}`.execute(this.db)).rows[0];
         if (!r) {
@@ -52,6 +68,50 @@ export class SqlIdempotencyStore implements IdempotencyStore {
       }
       return { state: 'busy' };
     });
+  }
+
+  private insertBatched(values: unknown[], owner: string): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.queued.push({ values, owner, resolve, reject });
+      if (!this.inserting) void this.flushInserts();
+    });
+  }
+
+  private async flushInserts(): Promise<void> {
+    this.inserting = true;
+    try {
+      while (this.queued.length > 0) {
+        const batch = this.queued.splice(0, MAX_KEY_BATCH);
+        try {
+          const mine = await this.insertMany(batch);
+          for (const p of batch) p.resolve(mine.has(p.owner));
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.inserting = false;
+    }
+  }
+
+  /** Inserts the rows that are new; returns the owners whose row went in. */
+  private async insertMany(batch: PendingInsert[]): Promise<Set<string>> {
+    if (batch.length === 1) {
+      const [scope, key, fp, , owner, until, now] = batch[0]!.values as [string, string, string, string, string, number, number];
+      return (await this.insertKey(scope, key, fp, owner, until, now)) ? new Set([owner]) : new Set();
+    }
+    const rowsSql = sql.join(batch.map((p) => sql`(${sql.join(p.values)})`));
+    const cols = sql.raw(KEY_COLUMNS.join(', '));
+    if (this.dialect.capabilities.returning) {
+      const r = await sql<{ owner: string }>`INSERT INTO idempotency_keys (${cols}) VALUES ${rowsSql} ON CONFLICT (campaign_id, idem_key) DO NOTHING RETURNING owner`.execute(this.db);
+      return new Set(r.rows.map((x) => String(x.owner)));
+    }
+    // MySQL: rows already there are left as they are; the owners read back are the new rows.
+    await sql`INSERT INTO idempotency_keys (${cols}) VALUES ${rowsSql} ON DUPLICATE KEY UPDATE campaign_id = campaign_id`.execute(this.db);
+    const pairs = sql.join(batch.map((p) => sql`(${p.values[0]}, ${p.values[1]})`));
+    const r = await sql<{ owner: string }>`SELECT owner FROM idempotency_keys WHERE (campaign_id, idem_key) IN (${pairs})`.execute(this.db);
+    const present = new Set(r.rows.map((x) => String(x.owner)));
+    return new Set(batch.filter((p) => present.has(p.owner)).map((p) => p.owner));
   }
 
   private async insertKey(scope: string, key: string, fp: string, owner: string, until: number, nowMs: number): Promise<boolean> {

@@ -7,10 +7,12 @@ import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
 import type { StoredResponse } from '../../core/idempotency.ts';
 import type { AuditCheck, ClaimStore, ClaimTx, StockRow, StockUnit, UserCounter, UserLimits } from '../../ports/claim-store.ts';
+import type { ClaimBatchStore } from '../../ports/claim-batch.ts';
 import type { SqlConnection } from './connect.ts';
 import { sqlDialect, type SqlDialect } from './dialect.ts';
 import { isCheckViolation, isUnavailable, isUniqueViolation } from './errors.ts';
 import { runAudit } from './sql-audit.ts';
+import { SqlClaimBatchStore } from './sql-batch.ts';
 import { raiseFence } from './sql-fences.ts';
 import { completeKey } from './sql-idempotency-store.ts';
 import { guarded, translate } from './translate.ts';
@@ -199,10 +201,14 @@ export class SqlClaimStore implements ClaimStore {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly db: Kysely<any>;
 
+  /** Batches of claims in one transaction (the group-commit strategy). */
+  readonly batch: ClaimBatchStore;
+
   constructor(conn: SqlConnection) {
     this.dialect = conn.dialect;
     this.sqlDialect = sqlDialect(conn.family);
     this.db = conn.db;
+    this.batch = new SqlClaimBatchStore(conn.db, this.sqlDialect);
   }
 
   async transaction<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T> {

@@ -1,0 +1,199 @@
+// The ClaimBatchStore port over SQL: a batch of claims on one unit in one transaction, one
+// set-based statement per step. The shape follows what was measured to matter (issue #9): the
+// members' key rows and counter rows are locked in a fixed order (sorted ids), and the hot
+// stock row is touched last, once for the whole batch, so its lock is held from that single
+// statement to the commit.
+//   1. the members' Idempotency-Key rows, still theirs (owner, running), locked FOR UPDATE;
+//   2. every user's limits in one guarded multi-row upsert (MySQL: lock, decide, write back);
+//   3. the issued claims in one multi-row INSERT;
+//   4. their keys completed in one UPDATE;
+//   5. the stock: issued += n only while issued + n <= stock (all-or-nothing), or, near the
+//      end of the stock (`up-to`), the row locked first and units handed out while they last.
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { AllotError } from '../../core/errors.ts';
+import type { BatchMember, ClaimBatchStore, MemberVerdict } from '../../ports/claim-batch.ts';
+import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
+import type { SqlDialect } from './dialect.ts';
+import { isUnavailable } from './errors.ts';
+import { translate } from './translate.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Db = Kysely<any> | Transaction<any>;
+type Row = Record<string, unknown>;
+
+const NO_DAILY_LIMIT = 2_147_483_647;
+
+async function rows(db: Db, q: RawBuilder<unknown>): Promise<Row[]> {
+  return (await q.execute(db)).rows as Row[];
+}
+
+async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
+  return Number((await q.execute(db)).numAffectedRows ?? 0n);
+}
+
+function stockTarget(u: StockUnit): { table: RawBuilder<unknown>; where: RawBuilder<unknown> } {
+  return u.prizeId === null
+    ? { table: sql.raw('campaigns'), where: sql`id = ${u.campaignId}` }
+    : { table: sql.raw('prizes'), where: sql`campaign_id = ${u.campaignId} AND id = ${u.prizeId}` };
+}
+
+class WouldOversell extends Error {}
+
+export class SqlClaimBatchStore implements ClaimBatchStore {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  constructor(private readonly db: Kysely<any>, private readonly dialect: SqlDialect) {}
+
+  async commitBatch(unit: StockUnit | null, limits: UserLimits, members: BatchMember[], mode: 'all' | 'up-to'): Promise<MemberVerdict[] | null> {
+    let bodyDone = false;
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const out = await this.decide(trx, unit, limits, members, mode);
+        bodyDone = true;
+        return out;
+      });
+    } catch (err) {
+      if (err instanceof WouldOversell) return null;
+      if (bodyDone && isUnavailable(err)) {
+        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+      }
+      throw translate(err);
+    }
+  }
+
+  private async decide(trx: Db, unit: StockUnit | null, limits: UserLimits, members: BatchMember[], mode: 'all' | 'up-to'): Promise<MemberVerdict[]> {
+    const verdicts: Array<MemberVerdict | null> = members.map(() => null);
+    // Lock order: by user id everywhere (members are distinct users).
+    const order = members.map((_, i) => i).sort((a, b) => (members[a]!.claim.userId < members[b]!.claim.userId ? -1 : 1));
+
+    // 1. Keys still owned by their request.
+    const keyed = order.filter((i) => members[i]!.completion !== null);
+    if (keyed.length > 0) {
+      const scope = members[keyed[0]!]!.completion!.scope;
+      const pairs = sql.join(keyed.map((i) => sql`(${members[i]!.completion!.key}, ${members[i]!.completion!.owner})`));
+      const owned = new Set(
+        (await rows(trx, sql`SELECT idem_key FROM idempotency_keys WHERE campaign_id = ${scope} AND state = 'running' AND (idem_key, owner) IN (${pairs}) ORDER BY idem_key FOR UPDATE`)).map((r) => String(r.idem_key)),
+      );
+      for (const i of keyed) if (!owned.has(members[i]!.completion!.key)) verdicts[i] = { kind: 'key_lost' };
+    }
+
+    let remaining = Number.POSITIVE_INFINITY;
+    if (unit !== null && mode === 'up-to') {
+      const t = stockTarget(unit);
+      const r = (await rows(trx, sql`SELECT stock, issued FROM ${t.table} WHERE ${t.where} FOR UPDATE`))[0];
+      remaining = r ? Number(r.stock) - Number(r.issued) : 0;
+    }
+
+    // 2. User limits, set-based; in `up-to` mode only as many at a time as units remain.
+    const issued: number[] = [];
+    let pending = order.filter((i) => verdicts[i] === null);
+    while (pending.length > 0) {
+      const room = remaining - issued.length;
+      if (room <= 0) {
+        for (const i of pending) verdicts[i] = { kind: 'sold_out' };
+        break;
+      }
+      const chunk = pending.slice(0, Math.min(pending.length, room));
+      pending = pending.slice(chunk.length);
+      const days = await this.guardUsers(trx, members[chunk[0]!]!.claim.campaignId, limits, chunk.map((i) => members[i]!));
+      chunk.forEach((i, j) => {
+        const day = days[j];
+        verdicts[i] = day === null || day === undefined ? { kind: 'user_limit' } : { kind: 'issued', day };
+        if (day !== null && day !== undefined) issued.push(i);
+      });
+    }
+
+    if (issued.length > 0) {
+      // 3. The claims.
+      const values = issued.map((i) => {
+        const m = members[i]!;
+        const day = (verdicts[i] as { day: string }).day;
+        return sql`(${m.claim.id}, ${m.claim.campaignId}, ${m.claim.userId}, ${m.claim.prizeId}, ${day}, ${m.claim.createdAt}, ${m.idempotencyKey}, ${m.draw})`;
+      });
+      await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw) VALUES ${sql.join(values)}`.execute(trx);
+      // 4. Their keys.
+      const done = issued.filter((i) => members[i]!.completion !== null);
+      if (done.length > 0) await this.completeKeys(trx, done.map((i) => members[i]!));
+      // 5. The stock, last.
+      if (unit !== null) {
+        const t = stockTarget(unit);
+        const n = issued.length;
+        if (mode === 'all') {
+          if ((await affected(trx, sql`UPDATE ${t.table} SET issued = issued + ${n} WHERE ${t.where} AND issued + ${n} <= stock`)) !== 1) throw new WouldOversell();
+        } else {
+          await sql`UPDATE ${t.table} SET issued = issued + ${n} WHERE ${t.where}`.execute(trx);
+        }
+      }
+    }
+    return verdicts.map((v) => v ?? { kind: 'sold_out' });
+  }
+
+  /** The per-user guard of `guardUser` for many users at once; returns each one's day, or null
+   * when its limits refuse it. */
+  private async guardUsers(trx: Db, campaignId: string, limits: UserLimits, ms: BatchMember[]): Promise<Array<string | null>> {
+    const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
+    if (this.dialect.capabilities.guardedUpsert) {
+      const values = sql.join(ms.map((m) => sql`(${campaignId}, ${m.claim.userId}, 1, ${m.day}, 1)`));
+      const got = new Map(
+        (await rows(trx, sql`
+          INSERT INTO user_claims AS u (campaign_id, user_id, total, utc_day, day_count)
+          VALUES ${values}
+          ON CONFLICT (campaign_id, user_id) DO UPDATE SET
+            total = u.total + 1,
+            day_count = CASE WHEN u.utc_day >= EXCLUDED.utc_day THEN u.day_count + 1 ELSE 1 END,
+            utc_day = GREATEST(u.utc_day, EXCLUDED.utc_day)
+          WHERE u.total < ${limits.perUserLimit} AND (u.utc_day < EXCLUDED.utc_day OR u.day_count < ${daily})
+          RETURNING user_id, utc_day`)).map((r) => [String(r.user_id), String(r.utc_day)]),
+      );
+      return ms.map((m) => got.get(m.claim.userId) ?? null);
+    }
+    // MySQL: create the missing rows, lock them all (in user order), decide here, write back.
+    const zeros = sql.join(ms.map((m) => sql`(${campaignId}, ${m.claim.userId}, 0, ${m.day}, 0)`));
+    await sql`INSERT INTO user_claims (campaign_id, user_id, total, utc_day, day_count) VALUES ${zeros} ON DUPLICATE KEY UPDATE total = total`.execute(trx);
+    const ids = sql.join(ms.map((m) => sql`${m.claim.userId}`));
+    const current = new Map(
+      (await rows(trx, sql`SELECT user_id, total, utc_day, day_count FROM user_claims WHERE campaign_id = ${campaignId} AND user_id IN (${ids}) ORDER BY user_id FOR UPDATE`)).map((r) => [
+        String(r.user_id),
+        { total: Number(r.total), day: String(r.utc_day), dayCount: Number(r.day_count) },
+      ]),
+    );
+    const next: Array<{ userId: string; total: number; day: string; dayCount: number } | null> = ms.map((m) => {
+      const c = current.get(m.claim.userId) ?? { total: 0, day: m.day, dayCount: 0 };
+      if (c.total >= limits.perUserLimit) return null;
+      if (c.day >= m.day && c.dayCount >= daily) return null;
+      const day = c.day > m.day ? c.day : m.day;
+      return { userId: m.claim.userId, total: c.total + 1, day, dayCount: c.day >= m.day ? c.dayCount + 1 : 1 };
+    });
+    const writes = next.filter((x) => x !== null);
+    if (writes.length > 0) {
+      const vals = sql.join(writes.map((w) => sql`(${campaignId}, ${w.userId}, ${w.total}, ${w.day}, ${w.dayCount})`));
+      await sql`INSERT INTO user_claims (campaign_id, user_id, total, utc_day, day_count) VALUES ${vals}
+        ON DUPLICATE KEY UPDATE total = VALUES(total), utc_day = VALUES(utc_day), day_count = VALUES(day_count)`.execute(trx);
+    }
+    return next.map((x) => (x === null ? null : x.day));
+  }
+
+  private async completeKeys(trx: Db, ms: BatchMember[]): Promise<void> {
+    const scope = ms[0]!.completion!.scope;
+    let n: number;
+    if (this.dialect.family === 'pg') {
+      const values = sql.join(ms.map((m) => {
+        const c = m.completion!;
+        return sql`(${c.key}::text, ${c.owner}::text, ${c.response.status}::integer, ${JSON.stringify(c.response.body)}::text, ${c.ref}::text)`;
+      }));
+      n = await affected(trx, sql`UPDATE idempotency_keys AS k SET state = 'done', status_code = v.status_code, response = v.response, claim_id = v.claim_id
+        FROM (VALUES ${values}) AS v(idem_key, owner, status_code, response, claim_id)
+        WHERE k.campaign_id = ${scope} AND k.idem_key = v.idem_key AND k.owner = v.owner AND k.state = 'running'`);
+    } else {
+      const caseOf = (pick: (m: BatchMember) => unknown) => sql.join(ms.map((m) => sql`WHEN ${m.completion!.key} THEN ${pick(m)}`), sql` `);
+      const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
+      const owners = sql.join(ms.map((m) => sql`(${m.completion!.key}, ${m.completion!.owner})`));
+      n = await affected(trx, sql`UPDATE idempotency_keys SET state = 'done',
+          status_code = CASE idem_key ${caseOf((m) => m.completion!.response.status)} END,
+          response = CASE idem_key ${caseOf((m) => JSON.stringify(m.completion!.response.body))} END,
+          claim_id = CASE idem_key ${caseOf((m) => m.completion!.ref)} END
+        WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND (idem_key, owner) IN (${owners}) AND state = 'running'`);
+    }
+    // The rows were locked as ours in step 1: anything else is a bug, and must not commit.
+    if (n !== ms.length) throw new Error(`batch key completion updated ${n} of ${ms.length} keys locked as owned`);
+  }
+}

@@ -1,0 +1,138 @@
+// The group-commit strategy's own cases, on every dialect: batches that mix a user twice, a
+// user at the limit, a key whose lease a retry took over, and a sell-out inside a batch (the
+// all-or-nothing stock update refuses, the batch reruns handing out what is left). The generic
+// claim contract and the 4-process race test run it too (it is in SAFE_STRATEGIES).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { SqlClaimBatchStore } from '../../src/adapters/sql/sql-batch.ts';
+import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
+import type { BatchMember } from '../../src/ports/claim-batch.ts';
+import { AllotService } from '../../src/service/service.ts';
+import { dialects } from '../helpers/dialects.ts';
+
+const T0 = Date.parse('2026-12-02T10:00:00Z');
+const code = (body: unknown) => (body as { error?: { code?: string } }).error?.code;
+
+for (const d of dialects()) {
+  describe(`group-commit on ${d.name}`, () => {
+    let service: AllotService;
+    const run = randomUUID().slice(0, 8);
+    let n = 0;
+    const newCampaign = async (extra: Record<string, unknown> = {}) => {
+      const id = `gc-${run}-${++n}`;
+      await service.createCampaign({ id, kind: 'coupon', name: 'gc', stock: 100, strategy: 'group-commit', ...extra });
+      return id;
+    };
+
+    before(async () => {
+      service = await AllotService.open({
+        config: { databaseUrl: d.url(), dbPoolSize: 8, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+        clock: { now: () => T0 },
+        payouts: { sweepIntervalMs: 0 },
+      });
+    });
+    after(async () => {
+      await service?.close();
+    });
+
+    test('a stampede larger than the stock: exactly the stock is issued, the rest SOLD_OUT, limits hold', async () => {
+      const id = await newCampaign({ stock: 30, perUserLimit: 2 });
+      // 60 users, each three times at once (one beyond the limit), half with keys.
+      const reqs = Array.from({ length: 180 }, (_, i) => ({ user: `u-${i % 60}`, key: i % 2 === 0 ? `k-${i}` : null }));
+      const outs = await Promise.all(reqs.map((r) => service.claim(id, r.user, r.key)));
+      const ok = outs.filter((o) => o.status === 201);
+      assert.equal(ok.length, 30);
+      for (const o of outs.filter((x) => x.status !== 201)) assert.ok(['SOLD_OUT', 'USER_LIMIT_REACHED'].includes(code(o.body) ?? ''), JSON.stringify(o.body));
+      const perUser = new Map<string, number>();
+      for (const o of ok) {
+        const u = (o.body as { claim: { userId: string } }).claim.userId;
+        perUser.set(u, (perUser.get(u) ?? 0) + 1);
+      }
+      assert.ok([...perUser.values()].every((c) => c <= 2));
+      assert.equal((await service.getCampaign(id)).issued, 30);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('one user many times in one burst, limit 1: one claim, the others USER_LIMIT_REACHED', async () => {
+      const id = await newCampaign({ stock: 100, perUserLimit: 1 });
+      const outs = await Promise.all([
+        ...Array.from({ length: 10 }, () => service.claim(id, 'same', null)),
+        ...Array.from({ length: 20 }, (_, i) => service.claim(id, `other-${i}`, null)),
+      ]);
+      const same = outs.slice(0, 10);
+      assert.equal(same.filter((o) => o.status === 201).length, 1);
+      assert.ok(same.filter((o) => o.status !== 201).every((o) => code(o.body) === 'USER_LIMIT_REACHED'));
+      assert.equal(outs.slice(10).filter((o) => o.status === 201).length, 20);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('a repeated key in a burst answers one claim; the key replays it', async () => {
+      const id = await newCampaign({ stock: 100, perUserLimit: 3 });
+      const outs = await Promise.all(Array.from({ length: 10 }, () => service.claim(id, 'keyed', 'the-key')));
+      const ids = new Set(outs.filter((o) => o.status === 201).map((o) => (o.body as { claim: { id: string } }).claim.id));
+      assert.equal(ids.size, 1);
+      for (const o of outs.filter((x) => x.status !== 201)) assert.equal(code(o.body), 'IDEMPOTENCY_IN_PROGRESS');
+      const again = await service.claim(id, 'keyed', 'the-key');
+      assert.equal(again.replayed, true);
+      assert.equal((await service.getCampaign(id)).issued, 1);
+    });
+
+    test('a daily limit per member of a batch', async () => {
+      const id = await newCampaign({ stock: 100, perUserLimit: 5, perUserDailyLimit: 2 });
+      const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => service.claim(id, `d-${i % 3}`, null)));
+      assert.equal(outs.filter((o) => o.status === 201).length, 6);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('a lottery through group-commit: prizes within stock, the audit holds', async () => {
+      const id = `gcl-${run}`;
+      await service.createCampaign({ id, kind: 'lottery', name: 'gc lottery', strategy: 'group-commit', perUserLimit: 1, prizes: [{ id: 'a', name: 'A', stock: 5, weight: 1 }, { id: 'b', name: 'B', stock: 5, weight: 1 }], missWeight: 1 });
+      const outs = await Promise.all(Array.from({ length: 60 }, (_, i) => service.claim(id, `l-${i}`, `lk-${i}`)));
+      const prizes = outs.filter((o) => o.status === 201).map((o) => (o.body as { claim: { prizeId: string | null } }).claim.prizeId);
+      assert.equal(prizes.filter((p) => p === 'a').length, 5);
+      assert.equal(prizes.filter((p) => p === 'b').length, 5);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('the store: a member whose key was taken over is refused alone; the batch commits the others', async () => {
+      const id = await newCampaign({ stock: 10, perUserLimit: 1 });
+      const db = service.db;
+      const family = d.backend === 'mysql' ? 'mysql' : 'pg';
+      const store = new SqlClaimBatchStore(db, sqlDialect(family));
+      for (const [k, owner] of [['ka', 'req-a'], ['kb', 'req-b-retry']] as const) {
+        await sql`INSERT INTO idempotency_keys (campaign_id, idem_key, fingerprint, state, owner, locked_until, created_at) VALUES (${id}, ${k}, ${'f'.repeat(64)}, 'running', ${owner}, ${T0 + 10_000}, ${T0})`.execute(db);
+      }
+      const member = (user: string, key: string, owner: string): BatchMember => ({
+        claim: { id: `clm-${run}-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
+        day: '2026-12-02',
+        idempotencyKey: key,
+        draw: null,
+        completion: { scope: id, key, owner, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-${user}` },
+      });
+      // b's key now belongs to a retry ('req-b-retry'): b's batch member ('req-b') lost it.
+      const verdicts = await store.commitBatch({ campaignId: id, prizeId: null }, { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' }, [member('a', 'ka', 'req-a'), member('b', 'kb', 'req-b')], 'all');
+      assert.deepEqual(verdicts?.map((v) => v.kind), ['issued', 'key_lost']);
+      assert.equal((await service.getCampaign(id)).issued, 1);
+      const keys = (await sql<{ idem_key: string; state: string }>`SELECT idem_key, state FROM idempotency_keys WHERE campaign_id = ${id} ORDER BY idem_key`.execute(db)).rows;
+      assert.deepEqual(keys.map((k) => `${k.idem_key}:${k.state}`), ['ka:done', 'kb:running']);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('the store: an all-or-nothing batch that would oversell changes nothing; up-to hands out the rest', async () => {
+      const id = await newCampaign({ stock: 2, perUserLimit: 1 });
+      const store = new SqlClaimBatchStore(service.db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));
+      const m = (user: string): BatchMember => ({ claim: { id: `clm-${run}-o-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 }, day: '2026-12-02', idempotencyKey: null, draw: null, completion: null });
+      const limits = { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' };
+      const unit = { campaignId: id, prizeId: null };
+      assert.equal(await store.commitBatch(unit, limits, [m('x'), m('y'), m('z')], 'all'), null);
+      assert.equal((await service.getCampaign(id)).issued, 0);
+      assert.equal((await service.audit(id)).ok, true, 'no counter bumped, no claim left behind');
+      const v = await store.commitBatch(unit, limits, [m('x'), m('y'), m('z')], 'up-to');
+      assert.deepEqual(v?.map((x) => x.kind).sort(), ['issued', 'issued', 'sold_out']);
+      assert.equal((await service.getCampaign(id)).issued, 2);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+  });
+}
