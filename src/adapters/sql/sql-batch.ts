@@ -69,11 +69,13 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
     const keyed = order.filter((i) => members[i]!.completion !== null);
     if (keyed.length > 0) {
       const scope = members[keyed[0]!]!.completion!.scope;
-      const pairs = sql.join(keyed.map((i) => sql`(${members[i]!.completion!.key}, ${members[i]!.completion!.owner})`));
-      const owned = new Set(
-        (await rows(trx, sql`SELECT idem_key FROM idempotency_keys WHERE campaign_id = ${scope} AND state = 'running' AND (idem_key, owner) IN (${pairs}) ORDER BY idem_key FOR UPDATE`)).map((r) => String(r.idem_key)),
+      // By the primary key (a plain IN list every planner turns into index lookups); the owner
+      // is compared here, on the locked rows.
+      const keys = sql.join(keyed.map((i) => sql`${members[i]!.completion!.key}`));
+      const held = new Map(
+        (await rows(trx, sql`SELECT idem_key, owner FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND state = 'running' ORDER BY idem_key FOR UPDATE`)).map((r) => [String(r.idem_key), String(r.owner)]),
       );
-      for (const i of keyed) if (!owned.has(members[i]!.completion!.key)) verdicts[i] = { kind: 'key_lost' };
+      for (const i of keyed) if (held.get(members[i]!.completion!.key) !== members[i]!.completion!.owner) verdicts[i] = { kind: 'key_lost' };
     }
 
     let remaining = Number.POSITIVE_INFINITY;
@@ -185,13 +187,13 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
         WHERE k.campaign_id = ${scope} AND k.idem_key = v.idem_key AND k.owner = v.owner AND k.state = 'running'`);
     } else {
       const caseOf = (pick: (m: BatchMember) => unknown) => sql.join(ms.map((m) => sql`WHEN ${m.completion!.key} THEN ${pick(m)}`), sql` `);
+      // The rows are locked and their owners checked in step 1.
       const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
-      const owners = sql.join(ms.map((m) => sql`(${m.completion!.key}, ${m.completion!.owner})`));
       n = await affected(trx, sql`UPDATE idempotency_keys SET state = 'done',
           status_code = CASE idem_key ${caseOf((m) => m.completion!.response.status)} END,
           response = CASE idem_key ${caseOf((m) => JSON.stringify(m.completion!.response.body))} END,
           claim_id = CASE idem_key ${caseOf((m) => m.completion!.ref)} END
-        WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND (idem_key, owner) IN (${owners}) AND state = 'running'`);
+        WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND state = 'running'`);
     }
     // The rows were locked as ours in step 1: anything else is a bug, and must not commit.
     if (n !== ms.length) throw new Error(`batch key completion updated ${n} of ${ms.length} keys locked as owned`);

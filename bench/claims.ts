@@ -1,0 +1,189 @@
+// bench:claims — durable claims per second on one hot campaign, engine level: 4 worker
+// processes (each its own service and pool, bench/claims-worker.ts), a new user per request
+// plus 10% repeats (replays), an Idempotency-Key on every request, per-user limit 1; every safe
+// strategy side by side on PostgreSQL and MariaDB in one run. Next to them, in the same run, the
+// machine's limits: the single hot-row update rate (one-statement conditional UPDATE from 32
+// connections, pgbench-style) and the batched insert rate of the same claim rows with no guard.
+// After each run the checks: every acknowledged claim is in the database, the campaign audit
+// (issued = claims, limits) holds. Writes bench/results/claims.{json,md}.
+//
+//   npm run bench:claims
+//   BENCH_BACKENDS=postgres BENCH_STRATEGIES=conditional,group-commit BENCH_SECONDS=5 npm run bench:claims
+import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { startMariadb, startPostgres, type TestServer } from '../src/lab/servers.ts';
+import { AllotService } from '../src/service/service.ts';
+import { SAFE_STRATEGIES } from '../src/strategies/index.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
+const POOL = Number(process.env.BENCH_DB_POOL ?? 8);
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'postgres,mysql').split(',');
+const STRATEGIES = (process.env.BENCH_STRATEGIES ?? SAFE_STRATEGIES.filter((s) => s !== 'redis-lock').join(',')).split(',');
+const WORKER = fileURLToPath(new URL('./claims-worker.ts', import.meta.url));
+
+interface Row {
+  backend: string;
+  strategy: string;
+  claimsPerSec: number;
+  replaysPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  refused: number;
+  ratioToConditional: number;
+  lostAcks: number;
+  auditOk: boolean;
+  rssMb: number[];
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench:claims] ${msg}\n`);
+}
+
+type Done = { type: 'done'; seconds: number; counts: { issued: number; replayed: number; refused: number; errors: number }; p50: number; p99: number; acked: string[]; rssMb: number };
+
+function once<T>(child: ReturnType<typeof fork>, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: { type: string }) => {
+      if (m.type === type) {
+        child.off('message', on);
+        resolve(m as T);
+      }
+    };
+    child.on('message', on);
+    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before ${type}`)));
+  });
+}
+
+async function runStrategy(backend: string, url: string, service: AllotService, strategy: string): Promise<Omit<Row, 'ratioToConditional'>> {
+  const campaignId = `bench-${strategy}-${randomUUID().slice(0, 8)}`;
+  await service.createCampaign({ id: campaignId, kind: 'coupon', name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
+  const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  try {
+    const ready = children.map((c) => once(c, 'ready'));
+    children.forEach((c, worker) => c.send({ url, campaignId, strategy, worker, seconds: SECONDS, concurrency: CONCURRENCY, repeatShare: 0.1, pool: POOL }));
+    await Promise.all(ready);
+    const done = children.map((c) => once<Done>(c, 'done'));
+    for (const c of children) c.send('go');
+    const results = await Promise.all(done);
+    const seconds = Math.max(...results.map((r) => r.seconds));
+    const issued = results.reduce((a, r) => a + r.counts.issued, 0);
+    const acked = results.flatMap((r) => r.acked);
+    // Every acknowledged claim is in the database.
+    let present = 0;
+    for (let i = 0; i < acked.length; i += 1000) {
+      const ids = acked.slice(i, i + 1000);
+      present += Number((await sql<{ n: number }>`SELECT count(*) AS n FROM claims WHERE id IN (${sql.join(ids)})`.execute(service.db)).rows[0]?.n ?? 0);
+    }
+    const audit = await service.audit(campaignId);
+    return {
+      backend,
+      strategy,
+      claimsPerSec: Math.round(issued / seconds),
+      replaysPerSec: Math.round(results.reduce((a, r) => a + r.counts.replayed, 0) / seconds),
+      p50Ms: Math.max(...results.map((r) => r.p50)),
+      p99Ms: Math.max(...results.map((r) => r.p99)),
+      errors: results.reduce((a, r) => a + r.counts.errors, 0),
+      refused: results.reduce((a, r) => a + r.counts.refused, 0),
+      lostAcks: acked.length - present,
+      auditOk: audit.ok,
+      rssMb: results.map((r) => r.rssMb),
+    };
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  }
+}
+
+/** The machine's limits on this backend: the hot-row conditional update rate (32 connections,
+ * one statement each, autocommit) and the rate of multi-row claim inserts with no guard. */
+async function limits(service: AllotService, backend: string): Promise<{ hotRowUpdatesPerSec: number; batchedInsertRowsPerSec: number }> {
+  const id = `bench-limit-${randomUUID().slice(0, 8)}`;
+  await service.createCampaign({ id, kind: 'coupon', name: 'limit', stock: 100_000_000, strategy: 'conditional' });
+  const secs = Math.min(SECONDS, 5);
+  let updates = 0;
+  let end = performance.now() + secs * 1000;
+  await Promise.all(Array.from({ length: 32 }, async () => {
+    while (performance.now() < end) {
+      await sql`UPDATE campaigns SET issued = issued + 1 WHERE id = ${id} AND issued + 1 <= stock`.execute(service.db);
+      updates++;
+    }
+  }));
+  let rows = 0;
+  let seq = 0;
+  end = performance.now() + secs * 1000;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (performance.now() < end) {
+      const values = Array.from({ length: 256 }, () => {
+        const n = seq++;
+        return sql`(${`lim-${id}-${n}`}, ${id}, ${`u-${n}`}, ${null}, ${'2026-12-02'}, ${0}, ${`k-${n}`}, ${null})`;
+      });
+      await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw) VALUES ${sql.join(values)}`.execute(service.db);
+      rows += 256;
+    }
+  }));
+  log(`${backend}: hot-row updates ${Math.round(updates / secs)}/s, batched inserts ${Math.round(rows / secs)} rows/s`);
+  return { hotRowUpdatesPerSec: Math.round(updates / secs), batchedInsertRowsPerSec: Math.round(rows / secs) };
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const machine: Record<string, { hotRowUpdatesPerSec: number; batchedInsertRowsPerSec: number }> = {};
+  const servers: TestServer[] = [];
+  try {
+    for (const backend of BACKENDS) {
+      let url: string;
+      if (backend === 'postgres') url = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres()) - 1]!.url;
+      else if (backend === 'mysql') url = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb()) - 1]!.url;
+      else throw new Error(`unknown backend ${backend} (postgres, mysql)`);
+      const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 40, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, payouts: { sweepIntervalMs: 0 } });
+      try {
+        const mine: Array<Omit<Row, 'ratioToConditional'>> = [];
+        for (const strategy of STRATEGIES) {
+          log(`${backend} / ${strategy}: ${WORKERS} processes x ${CONCURRENCY} callers for ${SECONDS} s ...`);
+          const r = await runStrategy(backend, url, service, strategy);
+          log(`  ${r.claimsPerSec} claims/s (+${r.replaysPerSec} replays/s), p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, lost acks ${r.lostAcks}, audit ${r.auditOk ? 'ok' : 'FAILED'}, RSS ${r.rssMb.join('/')} MB`);
+          mine.push(r);
+        }
+        const base = mine.find((r) => r.strategy === 'conditional')?.claimsPerSec ?? 0;
+        rows.push(...mine.map((r) => ({ ...r, ratioToConditional: base > 0 ? +(r.claimsPerSec / base).toFixed(2) : 0 })));
+        machine[backend] = await limits(service, backend);
+      } finally {
+        await service.close();
+      }
+    }
+  } finally {
+    for (const s of servers) await s.destroy();
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  const md = [
+    `# Claims, engine level (${date})`,
+    '',
+    `\`npm run bench:claims\` — one hot campaign (stock larger than the run takes, per-user limit 1), ${WORKERS} worker processes each with its own service and a pool of ${POOL}, ${CONCURRENCY} concurrent callers per process, ${SECONDS} s per strategy; a new user per request plus 10% repeats of an issued request (the same user and key: a replay, not counted as a claim); an Idempotency-Key on every request. Checked after each run: every acknowledged claim is in the database (lost acks) and the campaign audit holds. One shared 2-core machine (the workers and the database share it): compare within one run.`,
+    `Node ${process.version}, ${cpus().length} cores.`,
+    '',
+    '| backend | strategy | claims/s | × conditional | replays/s | p50 ms | p99 ms | errors | lost acks | audit | RSS per worker (MB) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.backend} | ${r.strategy} | ${r.claimsPerSec} | ${r.ratioToConditional.toFixed(2)} | ${r.replaysPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} | ${r.lostAcks} | ${r.auditOk ? 'ok' : 'FAILED'} | ${r.rssMb.join(' / ')} |`),
+    '',
+    'The machine\'s limits in the same run (one process, no allot code in the path):',
+    '',
+    '| backend | hot-row conditional UPDATEs/s (32 connections) | claim rows inserted/s (multi-row INSERT of 256, 4 connections, no guard) |',
+    '|---|---:|---:|',
+    ...Object.entries(machine).map(([b, m]) => `| ${b} | ${m.hotRowUpdatesPerSec} | ${m.batchedInsertRowsPerSec} |`),
+    '',
+  ].join('\n');
+  writeFileSync(new URL('./results/claims.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, seconds: SECONDS, workers: WORKERS, concurrency: CONCURRENCY, pool: POOL, rows, machine }, null, 2)}\n`);
+  writeFileSync(new URL('./results/claims.md', import.meta.url), md);
+  process.stdout.write(md);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
