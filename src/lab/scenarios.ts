@@ -56,7 +56,7 @@ export interface Scenario {
 
 export const DEFAULT_WORKERS = 4;
 
-const SAFE = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', 'redis-lock'];
+const SAFE = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', 'redis-lock', 'group-commit'];
 
 /** n requests spread evenly over spreadMs. */
 function spread<T>(items: T[], spreadMs: number): Array<T & { at: number }> {

@@ -7,10 +7,10 @@ import { holds, lab } from './helpers.ts';
 
 describe('race lab faults: the safe strategies hold with zero violations', () => {
   const cases: Array<{ fault: string; strategies: string[]; ownRedis?: boolean }> = [
-    { fault: 'kill-worker@300ms', strategies: ['conditional', 'redis-lock'] },
+    { fault: 'kill-worker@300ms', strategies: ['conditional', 'redis-lock', 'group-commit'] },
     { fault: 'stop-worker:1500@300ms', strategies: ['conditional', 'redis-lock'] },
     { fault: 'db-latency:20', strategies: ['pessimistic', 'optimistic'] },
-    { fault: 'db-reset@300ms', strategies: ['conditional', 'optimistic', 'redis-lock'] },
+    { fault: 'db-reset@300ms', strategies: ['conditional', 'optimistic', 'redis-lock', 'group-commit'] },
     { fault: 'db-blackhole:800@300ms', strategies: ['conditional', 'redis-lock'] },
     { fault: 'redis-flushall@300ms', strategies: ['redis-lock'] },
     { fault: 'redis-pause:500@300ms', strategies: ['redis-lock'] },

@@ -26,7 +26,7 @@ const WORKER = fileURLToPath(new URL('./lottery-race-worker.ts', import.meta.url
 const CACHE_TTL_MS = 1_000;
 /** Bounded for a 2-core machine (a race of 5,000 draws took 20-60 s there): the optimistic pair
  * (optimistic) runs on PostgreSQL only, the admin race with one strategy. */
-const ON_POSTGRES_ONLY = new Set<string>(['optimistic']);
+const ON_POSTGRES_ONLY = new Set<string>(['optimistic', 'group-commit']);
 /** optimistic-stock differs from optimistic only in its version column: the contract suites run it. */
 const SKIPPED = new Set<string>(['optimistic-stock']);
 /** The pause and the added stock are the engine's business, the same under every strategy. */
