@@ -6,7 +6,7 @@ import type { Campaign, Prize } from '../core/campaign.ts';
 import type { Claim } from '../core/claim.ts';
 import type { FencedTx } from './fence-anchor.ts';
 import type { IdempotencyTx } from './idempotency-store.ts';
-import type { ClaimBatchStore } from './claim-batch.ts';
+import type { ClaimBatchStore, KeyCompletion } from './claim-batch.ts';
 
 export interface UserLimits {
   perUserLimit: number;
@@ -59,6 +59,25 @@ export interface ClaimTx extends IdempotencyTx, FencedTx {
   insertClaim(claim: Claim, day: string, idempotencyKey: string | null, draw: string | null): Promise<void>;
 }
 
+/** Everything one `conditional` claim writes, for a store that takes the whole claim in one call
+ * (ClaimStore.claimConditional). */
+export interface ConditionalClaim {
+  claim: Claim;
+  /** the unit to take, or null for a lottery miss (only the user's limits count) */
+  unit: StockUnit | null;
+  limits: UserLimits;
+  idempotencyKey: string | null;
+  /** a lottery claim's draw record */
+  draw: string | null;
+  /** the answer stored under the request's Idempotency-Key with the claim (null without a key):
+   * what IdempotencyTx.completeIdempotency would have written in the claim's transaction */
+  completion: KeyCompletion | null;
+}
+
+/** issued: every step applied and committed. user_limit, sold_out: that guard refused; key_lost:
+ * a retry took the Idempotency-Key over. Anything but issued wrote nothing. */
+export type ConditionalVerdict = 'issued' | 'user_limit' | 'sold_out' | 'key_lost';
+
 export interface AuditCheck {
   name: string;
   ok: boolean;
@@ -72,6 +91,15 @@ export interface ClaimStore {
   readonly batch?: ClaimBatchStore;
   /** Runs fn in one transaction; retries are the caller's business. */
   transaction<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T>;
+  /**
+   * The whole `conditional` claim (the user guard — whose day never moves backwards, as in
+   * guardUser —, the unit, the claim row, the key's answer) atomically, in as few round trips
+   * as the database allows: nothing is written unless every guard passes. Failures are thrown
+   * as from `transaction`: TransientConflictError (retry), AllotError UNAVAILABLE with outcome
+   * 'unknown' when the claim may have committed, 'nothing-issued' otherwise. Optional: a store
+   * without it gets the step-by-step transaction.
+   */
+  claimConditional?(c: ConditionalClaim): Promise<ConditionalVerdict>;
   /** Runs fn with statements that each commit on their own (no transaction): only for the
    * race lab's unsafe strategies. */
   autocommit<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T>;

@@ -19,7 +19,10 @@ export interface ClaimRequest {
   unit: StockUnit | null;
   /** A lottery claim's draw record, stored with the claim. */
   draw: string | null;
-  /** Runs inside the claim's transaction, after the claim row is written and before COMMIT. */
+  /** Runs inside the claim's transaction, after the claim row is written and before COMMIT. A
+   * strategy whose store writes the whole claim in one call runs it beforehand against a tx
+   * that only collects the key's answer (collectCompletion), and has the store write that answer
+   * with the claim. */
   beforeCommit(tx: ClaimTx, claim: Claim): Promise<void>;
   signal?: AbortSignal;
 }

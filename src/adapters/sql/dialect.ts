@@ -18,6 +18,11 @@ export interface SqlCapabilities {
   deleteWithLimit: boolean;
   /** an UPDATE that changes nothing reports the rows it matched (PostgreSQL) rather than the rows it changed (MySQL) */
   affectedCountsMatched: boolean;
+  /** data-modifying statements (INSERT/UPDATE … RETURNING) in WITH, so one statement can chain
+   * guarded writes (PostgreSQL) */
+  writableCte: boolean;
+  /** UPDATE t1, t2 SET … WHERE …: one statement writing rows of several tables (MySQL) */
+  multiTableUpdate: boolean;
 }
 
 export interface SqlDialect {
@@ -49,7 +54,7 @@ function valueList(values: readonly unknown[]): RawBuilder<unknown> {
 
 const pg: SqlDialect = {
   family: 'pg',
-  capabilities: Object.freeze({ returning: true, onConflict: 'on-conflict', guardedUpsert: true, skipLocked: true, savepoints: true, deleteWithLimit: false, affectedCountsMatched: true }),
+  capabilities: Object.freeze({ returning: true, onConflict: 'on-conflict', guardedUpsert: true, skipLocked: true, savepoints: true, deleteWithLimit: false, affectedCountsMatched: true, writableCte: true, multiTableUpdate: false }),
   insertIgnore(table, columns, values, key) {
     return sql`INSERT INTO ${sql.raw(table)} (${columnList(columns)}) VALUES (${valueList(values)}) ON CONFLICT (${columnList(key)}) DO NOTHING`;
   },
@@ -65,7 +70,7 @@ const pg: SqlDialect = {
 
 const mysql: SqlDialect = {
   family: 'mysql',
-  capabilities: Object.freeze({ returning: false, onConflict: 'on-duplicate-key', guardedUpsert: false, skipLocked: true, savepoints: true, deleteWithLimit: true, affectedCountsMatched: false }),
+  capabilities: Object.freeze({ returning: false, onConflict: 'on-duplicate-key', guardedUpsert: false, skipLocked: true, savepoints: true, deleteWithLimit: true, affectedCountsMatched: false, writableCte: false, multiTableUpdate: true }),
   insertIgnore(table, columns, values, key) {
     // A no-op assignment rather than INSERT IGNORE, which would also swallow other errors.
     const first = key[0]!;

@@ -6,8 +6,8 @@ import type { Campaign, CampaignKind, Prize } from '../../core/campaign.ts';
 import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
 import type { StoredResponse } from '../../core/idempotency.ts';
-import type { AuditCheck, ClaimStore, ClaimTx, StockRow, StockUnit, UserCounter, UserLimits } from '../../ports/claim-store.ts';
-import type { ClaimBatchStore } from '../../ports/claim-batch.ts';
+import type { AuditCheck, ClaimStore, ClaimTx, ConditionalClaim, ConditionalVerdict, StockRow, StockUnit, UserCounter, UserLimits } from '../../ports/claim-store.ts';
+import type { ClaimBatchStore, KeyCompletion } from '../../ports/claim-batch.ts';
 import type { SqlConnection } from './connect.ts';
 import { sqlDialect, type SqlDialect } from './dialect.ts';
 import { isCheckViolation, isUnavailable, isUniqueViolation } from './errors.ts';
@@ -81,6 +81,95 @@ async function readStock(db: Db, unit: StockUnit, forUpdate: boolean): Promise<S
   const lock = forUpdate ? sql` FOR UPDATE` : sql``;
   const r = (await rows(db, sql`SELECT stock, issued, version FROM ${t.table} WHERE ${t.where}${lock}`))[0];
   return r ? { stock: Number(r.stock), issued: Number(r.issued), version: Number(r.version) } : null;
+}
+
+/** A `conditional` step refused: thrown to roll the claim's transaction back. */
+class Refusal extends Error {
+  constructor(readonly verdict: Exclude<ConditionalVerdict, 'issued'>) {
+    super(verdict);
+    this.name = 'Refusal';
+  }
+}
+
+/** PostgreSQL division_by_zero: how the one-statement claim rolls itself back (see claimInOneStatement). */
+const STATEMENT_ABORTED = '22012';
+
+/**
+ * The whole `conditional` claim as ONE PostgreSQL statement, which commits on its own. Each
+ * step runs only when the ones before it applied (it reads their RETURNING rows):
+ *   owned     the Idempotency-Key row, still this request's and running, locked FOR UPDATE
+ *             (a retry that took it over wins: then nothing else runs);
+ *   room      the unit had a unit left in the statement's snapshot (a unit seen sold out
+ *             refuses before anything is written; at_limit then reads whether the user's guard
+ *             would have refused first, which is the answer then);
+ *   counted   guardUser's upsert: the user's counter, only while the limits allow, its day never
+ *             moving backwards;
+ *   inserted  the claim row, in the day the counter holds;
+ *   completed completeKey's owner-checked UPDATE, storing the answer;
+ *   took      takeStock's guarded UPDATE, LAST: the hot row is locked only from there to the end
+ *             of the statement.
+ * Every sub-statement runs and commits together, so a step refusing after an earlier one wrote
+ * (took finding the last unit gone once its row lock was granted: room read an older snapshot)
+ * must not let the statement complete: the last column then divides by zero, the statement
+ * fails and none of its writes commits. A lottery miss (no unit) has no room, at_limit and took;
+ * a claim without a key has no owned and completed.
+ */
+function oneStatementClaim(c: ConditionalClaim): RawBuilder<Row> {
+  const { claim, unit, limits, completion: k } = c;
+  const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
+  const ctes: RawBuilder<unknown>[] = [];
+  const before: string[] = [];
+  if (k) {
+    ctes.push(sql`owned AS (
+      SELECT 1 FROM idempotency_keys
+      WHERE campaign_id = ${k.scope} AND idem_key = ${k.key} AND owner = ${k.owner} AND state = 'running'
+      FOR UPDATE)`);
+    before.push('owned');
+  }
+  const t = unit ? stockTarget(unit) : null;
+  if (t) {
+    ctes.push(sql`room AS (SELECT 1 FROM ${t.table} WHERE ${t.where} AND issued + 1 <= stock)`);
+    before.push('room');
+    // Read only, for the answer when there is no room: the user's guard refusing comes first,
+    // as in the step-by-step claim (USER_LIMIT_REACHED rather than SOLD_OUT).
+    ctes.push(sql`at_limit AS (
+      SELECT 1 FROM user_claims
+      WHERE campaign_id = ${claim.campaignId} AND user_id = ${claim.userId}
+        AND NOT (total < ${limits.perUserLimit} AND (utc_day < ${limits.day} OR day_count < ${daily})))`);
+  }
+  const from = before.length > 0 ? sql` FROM ${sql.raw(before.join(', '))}` : sql``;
+  ctes.push(sql`counted AS (
+    INSERT INTO user_claims AS u (campaign_id, user_id, total, utc_day, day_count)
+    SELECT CAST(${claim.campaignId} AS text), CAST(${claim.userId} AS text), 1, CAST(${limits.day} AS text), 1${from}
+    ON CONFLICT (campaign_id, user_id) DO UPDATE SET
+      total = u.total + 1,
+      day_count = CASE WHEN u.utc_day >= EXCLUDED.utc_day THEN u.day_count + 1 ELSE 1 END,
+      utc_day = GREATEST(u.utc_day, EXCLUDED.utc_day)
+    WHERE u.total < ${limits.perUserLimit} AND (u.utc_day < EXCLUDED.utc_day OR u.day_count < ${daily})
+    RETURNING utc_day)`);
+  ctes.push(sql`inserted AS (
+    INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw)
+    SELECT CAST(${claim.id} AS text), CAST(${claim.campaignId} AS text), CAST(${claim.userId} AS text), CAST(${claim.prizeId} AS text),
+      counted.utc_day, CAST(${claim.createdAt} AS bigint), CAST(${c.idempotencyKey} AS text), CAST(${c.draw} AS text)
+    FROM counted
+    RETURNING 1)`);
+  if (k) {
+    ctes.push(sql`completed AS (
+      UPDATE idempotency_keys SET state = 'done', status_code = ${k.response.status}, response = ${JSON.stringify(k.response.body)}, claim_id = ${k.ref}
+      WHERE campaign_id = ${k.scope} AND idem_key = ${k.key} AND owner = ${k.owner} AND state = 'running' AND EXISTS (SELECT 1 FROM inserted)
+      RETURNING 1)`);
+  }
+  if (t) {
+    ctes.push(sql`took AS (
+      UPDATE ${t.table} SET issued = issued + 1
+      WHERE ${t.where} AND issued + 1 <= stock AND EXISTS (SELECT 1 FROM ${sql.raw(k ? 'completed' : 'inserted')})
+      RETURNING 1)`);
+  }
+  const count = (cte: string, present: unknown) => (present ? sql.raw(`(SELECT CAST(count(*) AS integer) FROM ${cte})`) : sql.raw('1'));
+  return sql<Row>`WITH ${sql.join(ctes, sql`,\n`)}
+    SELECT owned, room, at_limit, day, 1 / (CASE WHEN day IS NULL OR (inserted = 1 AND completed = 1 AND took = 1) THEN 1 ELSE 0 END) AS whole
+    FROM (SELECT ${count('owned', k)} AS owned, ${count('room', t)} AS room, ${t ? sql.raw('(SELECT CAST(count(*) AS integer) FROM at_limit)') : sql.raw('0')} AS at_limit,
+      (SELECT utc_day FROM counted) AS day, ${count('inserted', true)} AS inserted, ${count('completed', k)} AS completed, ${count('took', t)} AS took) AS steps`;
 }
 
 class SqlClaimTx implements ClaimTx {
@@ -193,6 +282,84 @@ class SqlClaimTx implements ClaimTx {
     this.writes++;
     return completeKey(this.db, scope, key, owner, response, ref);
   }
+
+  /**
+   * The `conditional` claim as a transaction of guarded statements (MySQL, which has no
+   * RETURNING and no data-modifying WITH; and PostgreSQL's fallback): the user guard, the claim,
+   * the key's answer, and the hot stock row LAST, so its row lock is held only from that
+   * statement to COMMIT. Throws Refusal when a guard refuses (the transaction must roll back).
+   */
+  async conditionalSteps(c: ConditionalClaim): Promise<void> {
+    const { claim } = c;
+    if (this.dialect.capabilities.guardedUpsert) {
+      const day = await this.guardUser(claim.campaignId, claim.userId, c.limits);
+      if (day === null) throw new Refusal('user_limit');
+      await this.insertClaim(claim, day, c.idempotencyKey, c.draw);
+    } else {
+      if (!(await this.countClaimOnDuplicateKey(claim.campaignId, claim.userId, c.limits))) throw new Refusal('user_limit');
+      this.writes++;
+      // The claim counts in the day its counter now holds (never earlier than one counted
+      // before), read by the INSERT itself; `total > 0` holds only for a counter that counted it.
+      const n = await affected(this.db, sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw)
+        SELECT ${claim.id}, ${claim.campaignId}, ${claim.userId}, ${claim.prizeId}, utc_day, ${claim.createdAt}, ${c.idempotencyKey}, ${c.draw}
+        FROM user_claims WHERE campaign_id = ${claim.campaignId} AND user_id = ${claim.userId} AND total > 0`);
+      if (n !== 1) throw new Refusal('user_limit');
+    }
+    const k = c.completion;
+    if (k && c.unit && this.dialect.capabilities.multiTableUpdate) return this.completeAndTake(k, c.unit);
+    if (k) {
+      try {
+        await this.completeIdempotency(k.scope, k.key, k.owner, k.response, k.ref);
+      } catch (err) {
+        if (err instanceof AllotError && err.code === 'IDEMPOTENCY_IN_PROGRESS') throw new Refusal('key_lost');
+        throw err;
+      }
+    }
+    if (c.unit && !(await this.takeStock(c.unit, 1))) throw new Refusal('sold_out');
+  }
+
+  /** MySQL: completeKey's owner-checked UPDATE and takeStock's guarded one as ONE multi-table
+   * UPDATE: both rows change (2 rows) or, when either guard refuses, the join is empty and
+   * neither does; a read then tells which refused. */
+  private async completeAndTake(k: KeyCompletion, unit: StockUnit): Promise<void> {
+    this.writes++;
+    const s = unit.prizeId === null
+      ? { table: sql.raw('campaigns AS s'), where: sql`s.id = ${unit.campaignId}` }
+      : { table: sql.raw('prizes AS s'), where: sql`s.campaign_id = ${unit.campaignId} AND s.id = ${unit.prizeId}` };
+    const n = await affected(this.db, sql`UPDATE idempotency_keys AS k, ${s.table}
+      SET k.state = 'done', k.status_code = ${k.response.status}, k.response = ${JSON.stringify(k.response.body)}, k.claim_id = ${k.ref}, s.issued = s.issued + 1
+      WHERE k.campaign_id = ${k.scope} AND k.idem_key = ${k.key} AND k.owner = ${k.owner} AND k.state = 'running'
+        AND ${s.where} AND s.issued + 1 <= s.stock`);
+    if (n === 2) return;
+    if (n !== 0) throw new Error(`the key and stock update changed ${n} rows, not 2 or 0`);
+    const owned = await rows(this.db, sql`SELECT 1 AS owned FROM idempotency_keys WHERE campaign_id = ${k.scope} AND idem_key = ${k.key} AND owner = ${k.owner} AND state = 'running'`);
+    throw new Refusal(owned.length === 1 ? 'sold_out' : 'key_lost');
+  }
+
+  /**
+   * MySQL: guardUser's insert-if-absent, limit check and update in ONE statement. A first claim
+   * inserts the row (1 row affected); a later one updates it (2) while the limits allow. A
+   * refusal sets total to -1, which the schema's CHECK (total >= 0) refuses: the statement fails
+   * and changes nothing. (The update cannot simply leave the row unchanged: with the client's
+   * default FOUND_ROWS flag that reports 1 row, like an insert.) Only `total` reads the guard;
+   * it is assigned first, so the guard sees the row as it was, and `day_count` reads `utc_day`
+   * before `utc_day` is assigned: right under left-to-right and under simultaneous assignment.
+   */
+  private async countClaimOnDuplicateKey(campaignId: string, userId: string, limits: UserLimits): Promise<boolean> {
+    this.writes++;
+    const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
+    try {
+      await sql`INSERT INTO user_claims (campaign_id, user_id, total, utc_day, day_count) VALUES (${campaignId}, ${userId}, 1, ${limits.day}, 1)
+        ON DUPLICATE KEY UPDATE
+          total = IF(total < ${limits.perUserLimit} AND (utc_day < VALUES(utc_day) OR day_count < ${daily}), total + 1, -1),
+          day_count = IF(utc_day >= VALUES(utc_day), day_count + 1, 1),
+          utc_day = GREATEST(utc_day, VALUES(utc_day))`.execute(this.db);
+      return true;
+    } catch (err) {
+      if (isCheckViolation(err)) return false;
+      throw err;
+    }
+  }
 }
 
 export class SqlClaimStore implements ClaimStore {
@@ -226,6 +393,50 @@ export class SqlClaimStore implements ClaimStore {
         throw new AllotError('UNAVAILABLE', 'The database connection failed while committing; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
       }
       throw translate(err);
+    }
+  }
+
+  claimConditional(c: ConditionalClaim): Promise<ConditionalVerdict> {
+    return this.sqlDialect.capabilities.writableCte ? this.claimInOneStatement(c) : this.claimInSteps(c);
+  }
+
+  /** PostgreSQL: one round trip, the statement of oneStatementClaim, committing on its own. */
+  private async claimInOneStatement(c: ConditionalClaim): Promise<ConditionalVerdict> {
+    let sent = false;
+    let row: Row | undefined;
+    try {
+      row = await this.db.connection().execute(async (conn) => {
+        sent = true;
+        return (await rows(conn, oneStatementClaim(c)))[0];
+      });
+    } catch (err) {
+      // A step refused after an earlier one wrote: the statement failed and changed nothing.
+      // The step-by-step transaction tells which guard refuses (almost always the stock).
+      if ((err as { code?: unknown }).code === STATEMENT_ABORTED) return this.claimInSteps(c);
+      // The statement is its own transaction: once sent, a connection lost before its answer
+      // may have cut the answer of a commit. An error the server sent (a statement timeout, a
+      // shutdown, a serialization failure) means it did not commit; before the statement was
+      // sent (no pooled connection to be had), nothing was issued either.
+      if (sent && isUnavailable(err) && typeof (err as { severity?: unknown }).severity !== 'string') {
+        throw new AllotError('UNAVAILABLE', 'The database connection failed while the claim was committing; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+      }
+      throw translate(err);
+    }
+    if (!row) throw new Error('the one-statement claim returned no row');
+    if (c.completion && Number(row.owned) !== 1) return 'key_lost';
+    if (c.unit && Number(row.room) !== 1) return Number(row.at_limit) === 1 ? 'user_limit' : 'sold_out';
+    if (row.day === null || row.day === undefined) return 'user_limit';
+    return 'issued';
+  }
+
+  /** One transaction of guarded statements (SqlClaimTx.conditionalSteps). */
+  private async claimInSteps(c: ConditionalClaim): Promise<ConditionalVerdict> {
+    try {
+      await this.transaction((tx) => (tx as SqlClaimTx).conditionalSteps(c));
+      return 'issued';
+    } catch (err) {
+      if (err instanceof Refusal) return err.verdict;
+      throw err;
     }
   }
 
