@@ -140,7 +140,12 @@ export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions =
     claim(store: ClaimStore, req: ClaimRequest): Promise<StrategyOutcome> {
       const q = queueOf(store, req);
       const p = new Promise<StrategyOutcome>((resolve, reject) => q.waiting.push({ req, resolve, reject }));
-      if (!q.running) void drain(store, q);
+      if (!q.running) {
+        // The first batch waits for the rest of this turn of the event loop, so claims that
+        // arrive together share it.
+        q.running = true;
+        setImmediate(() => void drain(store, q));
+      }
       return p;
     },
   };

@@ -73,7 +73,12 @@ export class SqlIdempotencyStore implements IdempotencyStore {
   private insertBatched(values: unknown[], owner: string): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.queued.push({ values, owner, resolve, reject });
-      if (!this.inserting) void this.flushInserts();
+      if (!this.inserting) {
+        // The first INSERT waits for the rest of this turn of the event loop, so requests that
+        // arrive together go together (none runs a round trip ahead of the others).
+        this.inserting = true;
+        setImmediate(() => void this.flushInserts());
+      }
     });
   }
 
