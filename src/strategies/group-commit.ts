@@ -8,11 +8,11 @@
 // a unit that ran out), and a 201 is answered only after its batch committed.
 import type { Claim } from '../core/claim.ts';
 import { AllotError } from '../core/errors.ts';
-import type { StoredResponse } from '../core/idempotency.ts';
-import type { BatchMember, ClaimBatchStore, KeyCompletion, MemberVerdict } from '../ports/claim-batch.ts';
-import type { ClaimStore, ClaimTx } from '../ports/claim-store.ts';
+import type { BatchMember, ClaimBatchStore, MemberVerdict } from '../ports/claim-batch.ts';
+import type { ClaimStore } from '../ports/claim-store.ts';
 import type { ClaimRequest, ClaimStrategy, StrategyOutcome } from '../ports/claim-strategy.ts';
 import { retryPolicy, type StrategyDeps } from './deps.ts';
+import { collectCompletion } from './collect-completion.ts';
 import { newClaim } from './outcome.ts';
 import { retrying } from './retry.ts';
 
@@ -39,25 +39,6 @@ export function batchStoreOf(store: ClaimStore): ClaimBatchStore {
   const b = store.batch;
   if (!b) throw new AllotError('UNAVAILABLE', `the ${GROUP_COMMIT_STRATEGY} strategy needs a store that commits batches (the SQL store); nothing was issued`, { outcome: 'nothing-issued' });
   return b;
-}
-
-/** Collects what a member's `beforeCommit` stores under its key, for the batch's one UPDATE. */
-function collectingTx(member: BatchMember): ClaimTx {
-  const tx = {
-    completeIdempotency(scope: string, key: string, owner: string, response: StoredResponse, ref: string | null): Promise<void> {
-      member.completion = { scope, key, owner, response, ref } satisfies KeyCompletion;
-      return Promise.resolve();
-    },
-  };
-  return new Proxy(tx, {
-    get(target, prop) {
-      if (prop in target) return target[prop as keyof typeof target];
-      if (prop === 'then') return undefined;
-      return () => {
-        throw new Error(`group-commit: beforeCommit may only complete the Idempotency-Key (it called ${String(prop)})`);
-      };
-    },
-  }) as unknown as ClaimTx;
 }
 
 export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions = {}): ClaimStrategy {
@@ -99,7 +80,9 @@ export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions =
     const first = batch[0]!.req;
     const members: BatchMember[] = batch.map((w) => ({ claim: newClaim(w.req), day: w.req.day, idempotencyKey: w.req.idempotencyKey, draw: w.req.draw, completion: null }));
     // Each member's answer, to be stored in the batch's transaction.
-    await Promise.all(batch.map((w, i) => w.req.beforeCommit(collectingTx(members[i]!), members[i]!.claim)));
+    await Promise.all(batch.map(async (w, i) => {
+      members[i]!.completion = await collectCompletion(w.req, members[i]!.claim, GROUP_COMMIT_STRATEGY);
+    }));
     const limits = { perUserLimit: first.campaign.perUserLimit, perUserDailyLimit: first.campaign.perUserDailyLimit, day: first.day };
     const bs = batchStoreOf(store);
     let verdicts: MemberVerdict[];

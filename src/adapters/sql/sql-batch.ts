@@ -9,33 +9,17 @@
 //   4. their keys completed in one UPDATE;
 //   5. the stock: issued += n only while issued + n <= stock (all-or-nothing), or, near the
 //      end of the stock (`up-to`), the row locked first and units handed out while they last.
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { AllotError } from '../../core/errors.ts';
 import type { BatchMember, ClaimBatchStore, MemberVerdict } from '../../ports/claim-batch.ts';
 import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
 import type { SqlDialect } from './dialect.ts';
 import { isUnavailable } from './errors.ts';
 import { translate } from './translate.ts';
+import { affected, rows, stockTarget, type Db } from './exec.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Db = Kysely<any> | Transaction<any>;
-type Row = Record<string, unknown>;
 
 const NO_DAILY_LIMIT = 2_147_483_647;
-
-async function rows(db: Db, q: RawBuilder<unknown>): Promise<Row[]> {
-  return (await q.execute(db)).rows as Row[];
-}
-
-async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
-  return Number((await q.execute(db)).numAffectedRows ?? 0n);
-}
-
-function stockTarget(u: StockUnit): { table: RawBuilder<unknown>; where: RawBuilder<unknown> } {
-  return u.prizeId === null
-    ? { table: sql.raw('campaigns'), where: sql`id = ${u.campaignId}` }
-    : { table: sql.raw('prizes'), where: sql`campaign_id = ${u.campaignId} AND id = ${u.prizeId}` };
-}
 
 class WouldOversell extends Error {}
 

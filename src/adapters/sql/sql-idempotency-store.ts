@@ -1,20 +1,15 @@
 // The IdempotencyStore port over SQL: one row per (scope, key) in idempotency_keys, taken with
 // an insert, owned under a lease, completed by an owner-checked update (inside the effect's
 // transaction through completeKey, or on its own for a refusal).
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { AllotError } from '../../core/errors.ts';
 import type { StoredResponse } from '../../core/idempotency.ts';
 import type { IdempotencyBegin, IdempotencyStore } from '../../ports/idempotency-store.ts';
 import type { SqlDialect } from './dialect.ts';
 import { guarded } from './translate.ts';
 import { isUniqueViolation } from './errors.ts';
+import { affected, type Db } from './exec.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Db = Kysely<any> | Transaction<any>;
-
-async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
-  return Number((await q.execute(db)).numAffectedRows ?? 0n);
-}
 
 /** Completes a key this request owns; throws IDEMPOTENCY_IN_PROGRESS when a retry took it over
  * (the caller's transaction must then roll back). */

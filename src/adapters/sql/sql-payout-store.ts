@@ -16,10 +16,8 @@ import { sqlDialect, type SqlDialect } from './dialect.ts';
 import { isUnavailable, isUniqueViolation } from './errors.ts';
 import { completeKey } from './sql-idempotency-store.ts';
 import { guarded, translate } from './translate.ts';
+import { affected, rows, type Db, type Row } from './exec.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Db = Kysely<any> | Transaction<any>;
-type Row = Record<string, unknown>;
 
 /** The system account money enters by (a funding's other side). */
 export const FUNDING_HOLDER = '@funding';
@@ -29,14 +27,6 @@ interface Line {
   holder: string;
   bucket: Bucket;
   amount: bigint;
-}
-
-async function rows(db: Db, q: RawBuilder<unknown>): Promise<Row[]> {
-  return (await q.execute(db)).rows as Row[];
-}
-
-async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
-  return Number((await q.execute(db)).numAffectedRows ?? 0n);
 }
 
 /** 64-bit out of range: PostgreSQL 22003, MariaDB/MySQL 1690 (and 1264 for a stored value). */

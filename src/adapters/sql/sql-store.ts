@@ -1,7 +1,7 @@
 // The ClaimStore port over SQL (PGlite, PostgreSQL, MariaDB/MySQL). Each guard is one
 // statement whose affected-row count decides; text that differs by dialect comes from the
 // dialect object, never from strategies.
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Campaign, CampaignKind, Prize } from '../../core/campaign.ts';
 import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
@@ -16,21 +16,11 @@ import { SqlClaimBatchStore } from './sql-batch.ts';
 import { raiseFence } from './sql-fences.ts';
 import { completeKey } from './sql-idempotency-store.ts';
 import { guarded, translate } from './translate.ts';
+import { affected, rows, stockTarget, type Db, type Row } from './exec.ts';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Db = Kysely<any> | Transaction<any>;
-type Row = Record<string, unknown>;
 
 const NO_DAILY_LIMIT = 2_147_483_647;
 const USER_COLUMNS = ['campaign_id', 'user_id', 'total', 'utc_day', 'day_count'] as const;
-
-async function rows(db: Db, q: RawBuilder<unknown>): Promise<Row[]> {
-  return (await q.execute(db)).rows as Row[];
-}
-
-async function affected(db: Db, q: RawBuilder<unknown>): Promise<number> {
-  return Number((await q.execute(db)).numAffectedRows ?? 0n);
-}
 
 function toPrize(r: Row): Prize {
   return { id: String(r.id), name: String(r.name), stock: Number(r.stock), issued: Number(r.issued), weight: Number(r.weight) };
@@ -57,13 +47,6 @@ function toCampaign(r: Row, prizes: Prize[] = []): Campaign {
     seedCommitment: r.seed_commitment === null || r.seed_commitment === undefined ? null : String(r.seed_commitment),
     prizes,
   };
-}
-
-/** The row a unit's stock lives in: the campaign's, or one prize's. */
-function stockTarget(u: StockUnit): { table: RawBuilder<unknown>; where: RawBuilder<unknown> } {
-  return u.prizeId === null
-    ? { table: sql.raw('campaigns'), where: sql`id = ${u.campaignId}` }
-    : { table: sql.raw('prizes'), where: sql`campaign_id = ${u.campaignId} AND id = ${u.prizeId}` };
 }
 
 function toClaim(r: Row): Claim {
