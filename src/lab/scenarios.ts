@@ -112,7 +112,7 @@ export const SCENARIOS: readonly Scenario[] = [
     workload: () => Array.from({ length: 500 }, (_, i) => ({ userId: `user-${i}`, key: `k-${i}`, at: 0 })),
     runs: (w) => ['naive', ...SAFE].map((s) => ({ strategy: s, workers: w })),
     backends: ['postgres'],
-    thinkMs: 2,
+    thinkMs: 25,
     unsafe: ['naive'],
   },
   {
@@ -123,7 +123,7 @@ export const SCENARIOS: readonly Scenario[] = [
     workload: () => Array.from({ length: 500 }, (_, i) => ({ userId: `user-${i}`, key: `k-${i}`, at: 0 })),
     runs: (w) => ['naive', ...SAFE].map((s) => ({ strategy: s, workers: w })),
     backends: ['postgres'],
-    thinkMs: 2,
+    thinkMs: 25,
     unsafe: ['naive'],
   },
   {

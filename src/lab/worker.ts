@@ -97,10 +97,13 @@ async function directClient(job: WorkerJob): Promise<Client> {
   });
   let pausing = job.pauseAfterLock === true;
   // Warm up before "go": the first claims of a fresh process take hundreds of ms (connections,
-  // compilation), and that, not the strategy, would otherwise decide who wins the race.
+  // compilation), and that, not the strategy, would otherwise decide who wins the race. As many
+  // at once as the pool holds, so every connection is open before "go" (a connection opened
+  // during the race arrives late and serializes the first wave).
   if (job.warmupCampaignId) {
+    const width = job.poolSize ?? 10;
     for (let round = 0; round < 3; round++) {
-      await Promise.all(Array.from({ length: 4 }, (_, i) => service.claim(job.warmupCampaignId!, `warmup-${job.worker}-${round}-${i}`, null).catch(() => undefined)));
+      await Promise.all(Array.from({ length: width }, (_, i) => service.claim(job.warmupCampaignId!, `warmup-${job.worker}-${round}-${i}`, null).catch(() => undefined)));
     }
   }
   return {
