@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.allot/**', '.services/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', '.allot/**', '.services/**', 'bench/results/**', 'dist/**', 'packages/*/dist/**', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

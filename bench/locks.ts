@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
 import { Redlock } from '@sesamecare-oss/redlock';
-import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor, type LockProvider } from '../src/lock/index.ts';
+import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor, type LockProvider } from '../packages/lock/src/index.ts';
 import { startRedis, type TestServer } from '../src/lab/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_LOCK_SECONDS ?? 2);

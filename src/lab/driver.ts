@@ -5,8 +5,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
+import { childModule } from '../adapters/system/child-module.ts';
 import type { NewCampaign } from '../core/campaign.ts';
 import { AllotService } from '../service/service.ts';
 import { closeLabServers, openLabDatabase, openLabRedis, type LabDatabase } from './backends.ts';
@@ -18,9 +18,8 @@ import type { TestServer } from './servers.ts';
 import type { CheckResult, HistoryEvent, LabReport, LabRow, LabSnapshot } from './types.ts';
 import type { LabOp, WorkerJob, WorkerMessage } from './worker.ts';
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
-// Resolved from here, not from the caller's working directory: `allot lab` may run anywhere.
-const TSX = import.meta.resolve('tsx');
+// worker.ts under tsx, or worker.js from dist/ (the CLI): `allot lab` may run anywhere.
+const WORKER = childModule(import.meta.url, './worker');
 
 export interface LabOptions {
   scenario: string;
@@ -207,7 +206,7 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
   const ops: LabOp[] = scenario.workload().map((o, i) => ({ ...o, op: i + 1, campaignId: campaigns[i % campaigns.length]! }));
   const share = (w: number) => ops.filter((_, i) => i % workers === w);
   const historyFiles = Array.from({ length: workers }, (_, w) => join(dir, `history-${w}.jsonl`));
-  const children = historyFiles.map(() => fork(WORKER, [], { execArgv: ['--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const children = historyFiles.map(() => fork(WORKER.path, [], { execArgv: WORKER.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const progress = new Array<number>(workers).fill(0);
   const started = Date.now();
   const fired = new Set<Fault>();

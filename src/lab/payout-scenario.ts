@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
+import { childModule } from '../adapters/system/child-module.ts';
 import { connectSql, type SqlConnection } from '../adapters/sql/connect.ts';
 import { AllotService } from '../service/service.ts';
 import { closeLabServers, openLabDatabase, type LabDatabase } from './backends.ts';
@@ -21,9 +21,8 @@ import { shuffled } from './scenarios.ts';
 import type { PayoutDesign, PayoutEvent, PayoutJob, PayoutOp, PayoutWorkerMessage } from './payout-worker.ts';
 import type { CheckResult } from './types.ts';
 
-const WORKER = fileURLToPath(new URL('./payout-worker.ts', import.meta.url));
-// Resolved from here, not from the caller's working directory (as src/lab/driver.ts does).
-const TSX = import.meta.resolve('tsx');
+// payout-worker.ts under tsx, or payout-worker.js from dist/ (as src/lab/driver.ts does).
+const WORKER = childModule(import.meta.url, './payout-worker');
 const ASSET = 'CNY';
 
 export type PayoutBackend = 'postgres' | 'mysql';
@@ -310,7 +309,7 @@ class WorkerPool {
     if (this.closed) throw new Error('the payout lab was stopped: no more worker processes');
     this.workers = this.workers.filter(alive);
     while (this.workers.length < n) {
-      const c = fork(WORKER, [], { execArgv: ['--import', TSX], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const c = fork(WORKER.path, [], { execArgv: WORKER.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       // An unread 'error' (a send to a worker that died) must not crash the lab.
       c.on('error', (err) => this.log(`payout lab worker ${c.pid}: ${err.message}`));
       this.workers.push(c);

@@ -1,11 +1,10 @@
 // Runs the simulated rail (sim-main.ts) as a child process and waits until it listens: for tests
 // and the race lab, where the rail must be a separate process that can be stopped or killed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { childModule } from '../adapters/system/child-module.ts';
 
-const MAIN = fileURLToPath(new URL('./sim-main.ts', import.meta.url));
-// Resolved from here, not from the caller's working directory.
-const TSX = import.meta.resolve('tsx');
+// sim-main.ts under tsx, or sim-main.js from dist/.
+const MAIN = childModule(import.meta.url, './sim-main');
 const READY = /^allot-rail listening on (http:\/\/\S+)$/;
 const STDERR_KEPT = 8 * 1024;
 
@@ -50,7 +49,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 export async function spawnSimRail(opts: SpawnSimRailOptions = {}): Promise<SpawnedSimRail> {
-  const args = ['--import', TSX, MAIN, '--port', String(opts.port ?? 0)];
+  const args = [...MAIN.execArgv, MAIN.path, '--port', String(opts.port ?? 0)];
   const flags: Array<[string, string | number | undefined]> = [
     ['--host', opts.host],
     ['--latency-ms', opts.latencyMs],

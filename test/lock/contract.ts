@@ -12,7 +12,7 @@ import {
   type LockEvent,
   type LockProvider,
   type LockProviderOptions,
-} from '../../src/lock/index.ts';
+} from '../../packages/lock/src/index.ts';
 
 export interface ContractHarness {
   /** a provider sharing the harness's store (distinct providers contend with each other) */

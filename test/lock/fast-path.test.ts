@@ -4,8 +4,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BackendLockProvider, FenceExhaustedError, FENCE_COUNTER_BITS, MemoryFenceAnchor, RedisLockBackend, type RedisClient } from '../../src/lock/index.ts';
-import { lockScript } from '../../src/lock/redis/scripts.ts';
+import { BackendLockProvider, FenceExhaustedError, FENCE_COUNTER_BITS, MemoryFenceAnchor, RedisLockBackend, type RedisClient } from '../../packages/lock/src/index.ts';
+import { lockScript } from '../../packages/lock/src/redis/scripts.ts';
 import { connect, redisUrl, uniquePrefix, type ClientKind } from './redis-harness.ts';
 
 /** Counts EVALSHA calls per script SHA. */

@@ -22,7 +22,7 @@ import {
   type LockEvent,
   type LockProvider,
   type RedisClient,
-} from '../../src/lock/index.ts';
+} from '../../packages/lock/src/index.ts';
 import { connect, uniquePrefix, type ClientKind } from './redis-harness.ts';
 
 const HOLDER = fileURLToPath(new URL('./fixtures/holder.ts', import.meta.url));

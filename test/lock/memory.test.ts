@@ -1,6 +1,6 @@
 // Runs the lock contract on the in-process provider.
 import { lockContract } from './contract.ts';
-import { BackendLockProvider, MemoryLockBackend } from '../../src/lock/index.ts';
+import { BackendLockProvider, MemoryLockBackend } from '../../packages/lock/src/index.ts';
 
 lockContract('memory', async () => {
   const backend = new MemoryLockBackend();

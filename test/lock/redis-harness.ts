@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { startRedis, type TestServer } from '../helpers/servers.ts';
-import { MemoryFenceAnchor, RedisLockBackend, BackendLockProvider, fromIoredis, fromNodeRedis, type RedisClient } from '../../src/lock/index.ts';
+import { MemoryFenceAnchor, RedisLockBackend, BackendLockProvider, fromIoredis, fromNodeRedis, type RedisClient } from '../../packages/lock/src/index.ts';
 import type { ContractHarness } from './contract.ts';
 
 let server: TestServer | undefined;

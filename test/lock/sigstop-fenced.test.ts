@@ -12,7 +12,7 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
-import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor } from '../../src/lock/index.ts';
+import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor } from '../../packages/lock/src/index.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';
 import { redisUrl, uniquePrefix } from './redis-harness.ts';

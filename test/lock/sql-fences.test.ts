@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
-import { createRedisLockProvider, fromIoredis, StaleFenceError } from '../../src/lock/index.ts';
+import { createRedisLockProvider, fromIoredis, StaleFenceError } from '../../packages/lock/src/index.ts';
 import { SqlFenceAnchor } from '../../src/adapters/sql/sql-fences.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';

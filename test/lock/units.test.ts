@@ -16,12 +16,12 @@ import {
   NotOwnerError,
   ScriptCode,
   errorForCode,
-  registerLockMetrics,
   createMemoryLockProvider,
   MemoryFenceAnchor,
   StaleFenceError,
-} from '../../src/lock/index.ts';
-import { WakeLatch, jitteredBackoffMs } from '../../src/lock/wait.ts';
+} from '../../packages/lock/src/index.ts';
+import { registerLockMetrics } from '../../packages/lock/src/prometheus.ts';
+import { WakeLatch, jitteredBackoffMs } from '../../packages/lock/src/wait.ts';
 
 describe('lock units', () => {
   it('keeps defaults in one frozen object with units in names', async () => {

@@ -2,9 +2,9 @@
 // would make some waiter sleep until its wait bound (the holder's remaining TTL).
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { BackendLockProvider, MemoryLockBackend, MemoryFenceAnchor, RedisLockBackend, type LockProvider } from '../../src/lock/index.ts';
+import { BackendLockProvider, MemoryLockBackend, MemoryFenceAnchor, RedisLockBackend, type LockProvider } from '../../packages/lock/src/index.ts';
 import { connect, redisUrl, uniquePrefix, type ClientKind } from './redis-harness.ts';
-import type { RedisClient } from '../../src/lock/redis/client.ts';
+import type { RedisClient } from '../../packages/lock/src/redis/client.ts';
 
 const TTL_MS = 10_000;
 

@@ -5,10 +5,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startRedis, type TestServer } from '../../helpers/servers.ts';
 import { connect } from '../../lock/redis-harness.ts';
-import { lockScript, lockScripts, runScript, LOCK_SCRIPTS_VERSION } from '../../../src/lock/redis/scripts.ts';
-import { isNoScriptError } from '../../../src/lock/redis/client.ts';
+import { lockScript, lockScripts, runScript, LOCK_SCRIPTS_VERSION } from '../../../packages/lock/src/redis/scripts.ts';
+import { isNoScriptError } from '../../../packages/lock/src/redis/client.ts';
 
-const LUA = fileURLToPath(new URL('../../../src/lock/redis/lua/', import.meta.url));
+const LUA = fileURLToPath(new URL('../../../packages/lock/src/redis/lua/', import.meta.url));
 
 describe('lock Lua scripts', () => {
   it('one file per operation, named <verbNoun>-<numKeys>.lua, with a KEYS/ARGV/Returns header', () => {
@@ -28,7 +28,7 @@ describe('lock Lua scripts', () => {
   });
 
   it('inlines includes and stamps the package version into every script', () => {
-    const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(new URL('../../../packages/lock/package.json', import.meta.url), 'utf8')) as { version: string }).version;
     assert.equal(LOCK_SCRIPTS_VERSION, version);
     for (const s of lockScripts().values()) {
       assert.ok(s.name.endsWith(`:${version}`));

@@ -2,7 +2,7 @@
 // FLUSHALL without another store, but is only monotonic while the server clock never steps back
 // (NTP step, VM restore, failover to a host with a slower clock). Prefer a durable anchor (SQL).
 import type { RedisClient } from './client.ts';
-import type { FenceAnchor } from '../../ports/fence-anchor.ts';
+import type { FenceAnchor } from '../fence/fence-anchor.ts';
 
 export class RedisTimeFenceAnchor implements FenceAnchor {
   readonly #client: RedisClient;

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { isNoScriptError, type RedisArg, type RedisClient } from './client.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
-const PACKAGE_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+const PACKAGE_VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
 
 export interface LockScript {
   /** "<verbNoun>:<version>" */

@@ -1,5 +1,5 @@
 // Process-local FenceAnchor for tests and single-process use: monotonic, not durable.
-import type { FenceAnchor } from '../../ports/fence-anchor.ts';
+import type { FenceAnchor } from './fence-anchor.ts';
 
 export class MemoryFenceAnchor implements FenceAnchor {
   #epoch: bigint;

@@ -1,6 +1,28 @@
 // RedisClient over an ioredis connection (the caller keeps ownership of the connection it passes).
-import type { Redis } from 'ioredis';
+// Typed structurally, like the node-redis adapter, so ioredis stays an optional peer dependency:
+// an ioredis `Redis` is an IoredisLike.
 import type { RedisArg, RedisClient, RedisSubscriber } from './client.ts';
+
+/** The slice of an ioredis client (`new Redis(…)`) this adapter uses. */
+export interface IoredisLike {
+  evalsha(sha: string, numKeys: number, ...args: RedisArg[]): Promise<unknown>;
+  eval(script: string, numKeys: number, ...args: RedisArg[]): Promise<unknown>;
+  script(subcommand: 'LOAD', script: string): Promise<unknown>;
+  call(command: string, ...args: RedisArg[]): Promise<unknown>;
+  duplicate(override?: { enableOfflineQueue?: boolean; lazyConnect?: boolean }): IoredisSubscriberLike;
+  quit(): Promise<unknown>;
+}
+
+/** The slice of a duplicated ioredis connection the subscriber uses. */
+export interface IoredisSubscriberLike {
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
 
 /** ioredis flattens array arguments one level; its typings do not list the two-array form. */
 interface ArrayArgs {
@@ -8,7 +30,7 @@ interface ArrayArgs {
   eval(script: string, numKeys: number, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown>;
 }
 
-export function fromIoredis(client: Redis): RedisClient {
+export function fromIoredis(client: IoredisLike): RedisClient {
   const raw = client as unknown as ArrayArgs;
   return {
     kind: 'ioredis',
@@ -30,11 +52,11 @@ export function fromIoredis(client: Redis): RedisClient {
   };
 }
 
-function ioredisSubscriber(sub: Redis): RedisSubscriber {
+function ioredisSubscriber(sub: IoredisSubscriberLike): RedisSubscriber {
   const errorListeners: ((e: unknown) => void)[] = [];
   const reconnectListeners: (() => void)[] = [];
   let readyOnce = false;
-  sub.on('error', (e: unknown) => errorListeners.forEach((l) => l(e)));
+  sub.on('error', (e: Error) => errorListeners.forEach((l) => l(e)));
   sub.on('ready', () => {
     if (readyOnce) reconnectListeners.forEach((l) => l());
     readyOnce = true;

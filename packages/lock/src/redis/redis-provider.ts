@@ -1,5 +1,5 @@
 // Composition for the single-node Redis lock provider.
-import type { FenceAnchor } from '../../ports/fence-anchor.ts';
+import type { FenceAnchor } from '../fence/fence-anchor.ts';
 import { BackendLockProvider, type LockProviderOptions } from '../provider.ts';
 import type { LockEvent, LockProvider } from '../types.ts';
 import { RedisLockBackend, type RedisLockBackendOptions } from './redis-backend.ts';

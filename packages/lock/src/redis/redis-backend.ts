@@ -1,7 +1,7 @@
 // LockBackend on a single Redis node: every state change is one Lua script; fences are
 // (epoch << 40) | per-key counter, with the epoch re-issued by a FenceAnchor when Redis lost its state.
 import type { RedisClient } from './client.ts';
-import type { FenceAnchor } from '../../ports/fence-anchor.ts';
+import type { FenceAnchor } from '../fence/fence-anchor.ts';
 import { ScriptCode, errorForCode } from '../codes.ts';
 import { LockBackendError, LockError } from '../errors.ts';
 import type { AttemptResult, ExtendResult, LockBackend, LockEvent, ReleaseResult, WakeSubscription } from '../types.ts';
