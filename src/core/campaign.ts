@@ -1,6 +1,6 @@
 // Campaign domain: the durable record, its limits, the activity window and, for a lottery, its
 // prizes and the commitment to its secret seed. Pure, no I/O.
-import { AllotError } from './errors.ts';
+import { validationFailed, type Problem } from './errors.ts';
 import { seedCommitment } from './lottery.ts';
 
 export const MAX_STOCK = 2 ** 31 - 1;
@@ -68,44 +68,45 @@ export interface NewCampaign {
 }
 
 /** Checks what a schema cannot (cross-field rules, dates) and returns the record to insert. A
- * lottery needs `seedHex`, its secret seed (random bytes from the caller). */
+ * lottery needs `seedHex`, its secret seed (random bytes from the caller). The input is the body
+ * of POST /v1/campaigns, so each problem's path names its field there (`body/prizes/0/id`). */
 export function buildCampaign(input: NewCampaign, id: string, strategy: string, nowMs: number, seedHex?: string): Campaign {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
+  const problem = (field: string, message: string): void => {
+    problems.push({ path: `body/${field}`, message });
+  };
   const lottery = input.kind === 'lottery';
   let prizes: Prize[] = [];
   if (lottery) {
-    if (input.stock !== undefined) problems.push('a lottery has stock per prize: give "prizes" and leave out "stock"');
-    if (!input.prizes || input.prizes.length === 0) problems.push('a lottery needs at least one prize in "prizes"');
+    if (input.stock !== undefined) problem('stock', 'a lottery has stock per prize: give "prizes" and leave out "stock"');
+    if (!input.prizes || input.prizes.length === 0) problem('prizes', 'a lottery needs at least one prize in "prizes"');
     else {
-      if (input.prizes.length > MAX_PRIZES) problems.push(`a lottery has at most ${MAX_PRIZES} prizes`);
+      if (input.prizes.length > MAX_PRIZES) problem('prizes', `a lottery has at most ${MAX_PRIZES} prizes`);
       const seen = new Set<string>();
-      for (const p of input.prizes) {
-        if (!ID_REGEX.test(p.id)) problems.push(`prize id "${p.id}" must be 1-128 characters from [A-Za-z0-9_.:-]`);
-        if (seen.has(p.id)) problems.push(`prize id "${p.id}" appears twice`);
+      input.prizes.forEach((p, i) => {
+        if (!ID_REGEX.test(p.id)) problem(`prizes/${i}/id`, `prize id "${p.id}" must be 1-128 characters from [A-Za-z0-9_.:-]`);
+        if (seen.has(p.id)) problem(`prizes/${i}/id`, `prize id "${p.id}" appears twice`);
         seen.add(p.id);
-        if (!Number.isSafeInteger(p.stock) || p.stock < 0 || p.stock > MAX_STOCK) problems.push(`prize ${p.id}: stock must be 0..${MAX_STOCK}`);
-        if (!Number.isSafeInteger(p.weight) || p.weight < 0 || p.weight > MAX_STOCK) problems.push(`prize ${p.id}: weight must be 0..${MAX_STOCK}`);
-      }
+        if (!Number.isSafeInteger(p.stock) || p.stock < 0 || p.stock > MAX_STOCK) problem(`prizes/${i}/stock`, `prize ${p.id}: stock must be 0..${MAX_STOCK}`);
+        if (!Number.isSafeInteger(p.weight) || p.weight < 0 || p.weight > MAX_STOCK) problem(`prizes/${i}/weight`, `prize ${p.id}: weight must be 0..${MAX_STOCK}`);
+      });
       const total = input.prizes.reduce((a, p) => a + p.stock, 0);
-      if (total > MAX_STOCK) problems.push(`the prizes' stock adds up to ${total}, above ${MAX_STOCK}`);
+      if (total > MAX_STOCK) problem('prizes', `the prizes' stock adds up to ${total}, above ${MAX_STOCK}`);
       prizes = input.prizes.map((p) => ({ id: p.id, name: p.name, stock: p.stock, issued: 0, weight: p.weight })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     }
     const fallback = input.fallback ?? null;
-    if (fallback !== null && !prizes.some((p) => p.id === fallback)) problems.push(`fallback "${fallback}" must be the id of one of the prizes (the consolation prize, with its own stock)`);
+    if (fallback !== null && !prizes.some((p) => p.id === fallback)) problem('fallback', `fallback "${fallback}" must be the id of one of the prizes (the consolation prize, with its own stock)`);
   } else {
-    if (input.prizes !== undefined || input.missWeight !== undefined || (input.fallback !== undefined && input.fallback !== null)) {
-      problems.push('prizes, missWeight and fallback belong to a lottery: create it with "kind": "lottery"');
-    }
-    if (input.stock === undefined) problems.push('stock is required for a coupon campaign');
+    const lotteryField = input.prizes !== undefined ? 'prizes' : input.missWeight !== undefined ? 'missWeight' : input.fallback !== undefined && input.fallback !== null ? 'fallback' : null;
+    if (lotteryField !== null) problem(lotteryField, 'prizes, missWeight and fallback belong to a lottery: create it with "kind": "lottery"');
+    if (input.stock === undefined) problem('stock', 'stock is required for a coupon campaign');
   }
-  const startsAt = parseInstant(input.startsAt, 'startsAt', problems);
-  const endsAt = parseInstant(input.endsAt, 'endsAt', problems);
-  if (startsAt !== null && endsAt !== null && endsAt <= startsAt) problems.push('endsAt must be after startsAt');
+  const startsAt = parseInstant(input.startsAt, 'startsAt', problem);
+  const endsAt = parseInstant(input.endsAt, 'endsAt', problem);
+  if (startsAt !== null && endsAt !== null && endsAt <= startsAt) problem('endsAt', 'endsAt must be after startsAt');
   const perUserLimit = input.perUserLimit ?? 1;
   const perUserDailyLimit = input.perUserDailyLimit ?? null;
-  if (problems.length > 0) {
-    throw new AllotError('VALIDATION_FAILED', problems.join('; '), { problems });
-  }
+  if (problems.length > 0) throw validationFailed(problems);
   if (lottery && seedHex === undefined) throw new Error('buildCampaign: a lottery needs its seed');
   return {
     id,
@@ -127,11 +128,11 @@ export function buildCampaign(input: NewCampaign, id: string, strategy: string, 
   };
 }
 
-function parseInstant(value: string | null | undefined, field: string, problems: string[]): number | null {
+function parseInstant(value: string | null | undefined, field: string, problem: (field: string, message: string) => void): number | null {
   if (value === undefined || value === null) return null;
   // ISO-8601 with a date and an explicit zone, so the instant is unambiguous.
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
-    problems.push(`${field} must be an ISO-8601 instant with a zone, e.g. 2026-11-22T10:00:00Z`);
+    problem(field, `${field} must be an ISO-8601 instant with a zone, e.g. 2026-11-22T10:00:00Z`);
     return null;
   }
   const ms = Date.parse(value);
@@ -140,7 +141,7 @@ function parseInstant(value: string | null | undefined, field: string, problems:
   const probe = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!));
   const real = probe.getUTCFullYear() === y && probe.getUTCMonth() === mo! - 1 && probe.getUTCDate() === d && probe.getUTCHours() === h && probe.getUTCMinutes() === mi;
   if (!Number.isFinite(ms) || !real) {
-    problems.push(`${field} is not a valid date: ${value}`);
+    problem(field, `${field} is not a valid date: ${value}`);
     return null;
   }
   return ms;

@@ -8,6 +8,8 @@ export const ERRORS = Object.freeze({
   PRIZE_NOT_FOUND: { status: 404, message: 'The campaign has no prize with this id.', hint: 'GET /v1/campaigns/:id lists its prizes.' },
   CLAIM_NOT_FOUND: { status: 404, message: 'No claim has this id.', hint: 'Check the id; claims of a user are listed by GET /v1/campaigns/:id/claims?userId=.' },
   NOT_FOUND: { status: 404, message: 'No such route.', hint: 'See /docs for the routes of this API.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This path does not answer this method.', hint: 'Use one of the methods in the Allow header (also in error.allow); see /docs.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; nothing was done.', hint: 'Send the headers and the body promptly (the limits are ALLOT_HTTP_HEADERS_TIMEOUT_MS and ALLOT_HTTP_REQUEST_TIMEOUT_MS), then send the request again.' },
   CAMPAIGN_EXISTS: { status: 409, message: 'A campaign with this id already exists.', hint: 'Choose another id, or omit it to have one generated.' },
   SOLD_OUT: { status: 409, message: 'No stock is left.', hint: 'Nothing was issued and the user\'s limit was not touched.' },
   USER_LIMIT_REACHED: { status: 409, message: 'The user already holds as many claims as the campaign allows.', hint: 'The limit is perUserLimit in total and perUserDailyLimit per UTC day.' },
@@ -46,6 +48,20 @@ export class AllotError extends Error {
 
 export function isAllotError(err: unknown, code?: ErrorCode): err is AllotError {
   return err instanceof AllotError && (code === undefined || err.code === code);
+}
+
+/** One item of VALIDATION_FAILED's `problems`: where (`body/stock`, `body/prizes/0/id`,
+ * `querystring/limit`: the request part, then a JSON pointer into it) and what is wrong; `field`
+ * names the unknown or missing field when the path alone does not. */
+export interface Problem {
+  path: string;
+  message: string;
+  field?: string;
+}
+
+/** VALIDATION_FAILED listing its problems; the message joins theirs unless one is given. */
+export function validationFailed(problems: Problem[], message?: string, details?: Record<string, unknown>): AllotError {
+  return new AllotError('VALIDATION_FAILED', message ?? problems.map((p) => p.message).join('; '), { ...details, problems });
 }
 
 /** The JSON error body of API.md: {"error":{"code","message",...details}}. */

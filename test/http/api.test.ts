@@ -629,7 +629,7 @@ describe('operations endpoints', () => {
     assert.equal(json(r).status, 'ready');
   });
 
-  test('/metrics is Prometheus text with allot_claims_total by result', async () => {
+  test('/metrics is Prometheus text with allot_claims_total by result and strategy', async () => {
     const id = uid();
     await createCampaign({ id, name: 'metrics', stock: 1 });
     await claim(id, 'a');
@@ -640,8 +640,8 @@ describe('operations endpoints', () => {
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     assert.match(res.body, /^# HELP allot_claims_total /m);
     assert.match(res.body, /^# TYPE allot_claims_total counter$/m);
-    assert.match(res.body, /^allot_claims_total\{result="issued"\} [1-9]\d*$/m);
-    assert.match(res.body, /^allot_claims_total\{result="sold_out"\} [1-9]\d*$/m);
+    assert.match(res.body, /^allot_claims_total\{result="issued",strategy="conditional"\} [1-9]\d*$/m);
+    assert.match(res.body, /^allot_claims_total\{result="sold_out",strategy="conditional"\} [1-9]\d*$/m);
     assert.match(res.body, /^allot_http_request_duration_seconds_count\{[^}]*route="\/v1\/campaigns\/:id\/claims"[^}]*\} \d+$/m);
   });
 
@@ -695,10 +695,12 @@ describe('operations endpoints', () => {
     assert.match(String(res.headers['content-type']), /text\/html/);
   });
 
-  test('an unknown route is 404 with the error shape', async () => {
+  test('an unknown route is 404 with the error shape; a wrong method on a known one is 405', async () => {
     assertError(await call('GET', '/nope', { auth: false }), 404, 'NOT_FOUND');
     assertError(await call('GET', '/v1/nope'), 404, 'NOT_FOUND');
-    assertError(await call('DELETE', `/v1/campaigns/${uid()}`), 404, 'NOT_FOUND');
+    const wrongMethod = await call('DELETE', `/v1/campaigns/${uid()}`);
+    assertError(wrongMethod, 405, 'METHOD_NOT_ALLOWED');
+    assert.equal(wrongMethod.headers.allow, 'GET, HEAD');
   });
 
   test('x-request-id: a valid one is echoed, an invalid one replaced, none generated', async () => {

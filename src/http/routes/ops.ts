@@ -4,11 +4,20 @@ import type { FastifyPluginAsync } from 'fastify';
 import { errorBody } from '../../core/errors.ts';
 import type { AllotService } from '../../service/service.ts';
 import { bearerMatches } from '../auth.ts';
+import { Health, Readiness, errors, ok, ref, text } from '../schemas.ts';
 
 export const opsRoutes: FastifyPluginAsync<{ service: AllotService; metricsToken?: string }> = async (app, { service, metricsToken }) => {
-  app.get('/healthz', { schema: { tags: ['operations'], summary: 'The process is up', security: [] } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', {
+    schema: { operationId: 'getHealth', tags: ['operations'], summary: 'The process is up', security: [], response: { 200: ok(ref(Health), 'Up'), ...errors(['UNAVAILABLE', 'INTERNAL'], { v1: false }) } },
+  }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { schema: { tags: ['operations'], summary: 'Every backend answers', security: [] } }, async (req, reply) => {
+  app.get('/readyz', {
+    schema: {
+      operationId: 'getReadiness', tags: ['operations'], summary: 'Every backend answers', security: [],
+      description: '503 UNAVAILABLE (with Retry-After, and error.backends naming the one down) while the database or Redis does not answer, or while this instance shuts down.',
+      response: { 200: ok(ref(Readiness), 'Ready: every backend answers'), ...errors(['UNAVAILABLE', 'INTERNAL'], { v1: false }) },
+    },
+  }, async (req, reply) => {
     try {
       await service.ready();
       return { status: 'ready', backends: { database: 'ok', locks: service.locks.kind === 'redis' ? 'ok' : 'in-process' }, dialect: service.dialect };
@@ -20,7 +29,12 @@ export const opsRoutes: FastifyPluginAsync<{ service: AllotService; metricsToken
     }
   });
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: metricsToken ? [{ bearer: [] }] : [] } }, async (req, reply) => {
+  app.get('/metrics', {
+    schema: {
+      operationId: 'getMetrics', tags: ['operations'], summary: 'Prometheus metrics', security: metricsToken ? [{ bearer: [] }] : [],
+      response: { 200: text('The Prometheus text exposition format (docs/operations.md lists the metrics)'), ...errors(metricsToken ? ['UNAUTHORIZED', 'UNAVAILABLE', 'INTERNAL'] : ['UNAVAILABLE', 'INTERNAL'], { v1: false }) },
+    },
+  }, async (req, reply) => {
     if (metricsToken !== undefined && !bearerMatches(req.headers.authorization, metricsToken)) {
       reply.header('www-authenticate', 'Bearer');
       return reply.code(401).send(errorBody('UNAUTHORIZED'));

@@ -10,12 +10,14 @@ import { AllotError, isAllotError } from '../../core/errors.ts';
 import { amountJson, parseAmount, transferView, type TransferView as TransferViewT, type WithdrawalView as WithdrawalViewT } from '../../core/payout.ts';
 import type { AllotService } from '../../service/service.ts';
 import {
-  BalanceView, FundingBody, FundingView, LedgerAuditView, OrderIdParams, ResolveBody, TransferBody, TransferView, TransfersQuery,
-  UserIdParams, WithdrawalBody, WithdrawalHeaders, WithdrawalView, errorResponses,
+  BalanceView, FundingBody, FundingView, LedgerAuditView, OrderIdParams, ResolveBody, TransferBody, TransferPage, TransferView, TransfersQuery,
+  UserIdParams, WithdrawalBody, WithdrawalHeaders, WithdrawalView, errors, idempotencyKeyDoc, ok, ref,
 } from '../schemas.ts';
-import { pageLimit } from './paging.ts';
+import { integerQuery, pageLimit } from './paging.ts';
 
 const TAGS = ['payouts'];
+const KEY_DOC = idempotencyKeyDoc('Required (400 IDEMPOTENCY_KEY_REQUIRED without): a new key per withdrawal, the same key on every retry of it. Scoped per user, kept at least 24 h.', true);
+const Transfer = Type.Object({ transfer: ref(TransferView) });
 
 /** The amount of a body, as parseAmount judges it: its messages are more precise than the
  * schema's ("send it as a decimal string" for a number past 2^53-1, which JSON.parse has
@@ -61,10 +63,14 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.post('/fundings', {
     schema: {
-      tags: TAGS, summary: 'Credit a user (admin): once per fundingId, forever',
+      operationId: 'createFunding', tags: TAGS, summary: 'Credit a user (admin): once per fundingId, forever',
       description: 'The same fundingId with the same body replays (200, Idempotent-Replayed: true); with a different body, 409 FUNDING_EXISTS with the existing funding in error.existing.',
-      body: FundingBody,
-      response: { 201: Type.Object({ funding: FundingView }), 200: Type.Object({ funding: FundingView }), ...errorResponses },
+      body: ref(FundingBody),
+      response: {
+        201: ok(Type.Object({ funding: ref(FundingView) }), 'The funding, credited'),
+        200: ok(Type.Object({ funding: ref(FundingView) }), 'The same funding again: the existing one, nothing credited', { replayed: true }),
+        ...errors(['FUNDING_EXISTS']),
+      },
     },
     preValidation: amountFirst,
   }, async (req, reply) => {
@@ -77,19 +83,23 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.get('/accounts/:userId/balances', {
     schema: {
-      tags: TAGS, summary: 'A user\'s balances per asset: available, held (open transfer orders), paid out',
+      operationId: 'getBalances', tags: TAGS, summary: 'A user\'s balances per asset: available, held (open transfer orders), paid out',
       params: UserIdParams,
-      response: { 200: Type.Object({ balances: Type.Array(BalanceView) }), ...errorResponses },
+      response: { 200: ok(Type.Object({ balances: Type.Array(ref(BalanceView)) }), 'One balance per asset the user has held (none: an empty list)'), ...errors([]) },
     },
   }, async (req) => ({ balances: await payouts.balanceViews(req.params.userId) }));
 
   r.post('/withdrawals', {
     schema: {
-      tags: TAGS, summary: 'Debit a user at most once per Idempotency-Key (required; scoped per user)',
+      operationId: 'createWithdrawal', tags: TAGS, summary: 'Debit a user at most once per Idempotency-Key (required; scoped per user)',
       description: 'Never below zero: 409 INSUFFICIENT_FUNDS when the available balance is short. A repeat with the same key and body replays the first answer (Idempotent-Replayed: true); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED.',
-      headers: WithdrawalHeaders, body: WithdrawalBody,
-      response: { 201: Type.Object({ withdrawal: WithdrawalView }), ...errorResponses },
+      headers: WithdrawalHeaders, body: ref(WithdrawalBody),
+      response: {
+        201: ok(Type.Object({ withdrawal: ref(WithdrawalView) }), 'The withdrawal, debited (or its replay)', { replayed: true }),
+        ...errors(['IDEMPOTENCY_KEY_REQUIRED', 'ASSET_NOT_FOUND', 'INSUFFICIENT_FUNDS', 'IDEMPOTENCY_IN_PROGRESS', 'IDEMPOTENCY_KEY_REUSED'], { replayed: [404, 409] }),
+      },
     },
+    config: { swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, headers: KEY_DOC }, url }) },
     preValidation: amountFirst,
   }, async (req, reply) => {
     const { userId, asset } = req.body;
@@ -102,10 +112,14 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.post('/transfers', {
     schema: {
-      tags: TAGS, summary: 'Receive a transfer order: hold the funds, send it to the payment rail once',
+      operationId: 'createTransfer', tags: TAGS, summary: 'Receive a transfer order: hold the funds, send it to the payment rail once',
       description: 'orderId is unique forever: the same order again answers the existing one (200, Idempotent-Replayed: true) and never executes twice; any field different is 409 ORDER_EXISTS with error.existing and error.differs. States: received -> executing -> succeeded | failed | unknown.',
-      body: TransferBody,
-      response: { 202: Type.Object({ transfer: TransferView }), 200: Type.Object({ transfer: TransferView }), ...errorResponses },
+      body: ref(TransferBody),
+      response: {
+        202: ok(Transfer, 'The order, received: its funds are held and it goes to the rail'),
+        200: ok(Transfer, 'The same order again: the existing one, never executed twice', { replayed: true }),
+        ...errors(['ASSET_NOT_FOUND', 'INSUFFICIENT_FUNDS', 'ORDER_EXISTS']),
+      },
     },
     preValidation: amountFirst,
   }, async (req, reply) => {
@@ -118,18 +132,19 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.get('/transfers/:orderId', {
     schema: {
-      tags: TAGS, summary: 'Get a transfer order with its state, attempts and the rail\'s reference',
+      operationId: 'getTransfer', tags: TAGS, summary: 'Get a transfer order with its state, attempts and the rail\'s reference',
       params: OrderIdParams,
-      response: { 200: Type.Object({ transfer: TransferView }), ...errorResponses },
+      response: { 200: ok(Transfer, 'The order'), ...errors(['ORDER_NOT_FOUND']) },
     },
   }, async (req) => ({ transfer: transferView(await payouts.getTransfer(req.params.orderId)) }));
 
   r.get('/transfers', {
     schema: {
-      tags: TAGS, summary: 'List transfer orders by id, optionally in one state (?state=unknown: those waiting for a person)',
+      operationId: 'listTransfers', tags: TAGS, summary: 'List transfer orders by id, optionally in one state (?state=unknown: those waiting for a person)',
       querystring: TransfersQuery,
-      response: { 200: Type.Object({ transfers: Type.Array(TransferView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses },
+      response: { 200: ok(ref(TransferPage), 'A page of orders, by orderId'), ...errors([]) },
     },
+    preValidation: integerQuery,
   }, async (req) => {
     const page = await payouts.listTransfers(req.query.state ?? null, pageLimit(req.query.limit), decodeCursor(req.query.cursor));
     return { transfers: page.items.map(transferView), nextCursor: page.nextCursor };
@@ -137,10 +152,10 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.post('/transfers/:orderId/resolve', {
     schema: {
-      tags: TAGS, summary: 'Resolve an unknown order (admin): succeeded posts its hold as paid out, failed releases it',
+      operationId: 'resolveTransfer', tags: TAGS, summary: 'Resolve an unknown order (admin): succeeded posts its hold as paid out, failed releases it',
       description: 'Only from unknown (409 ORDER_NOT_UNKNOWN otherwise); the ledger entry is applied once, and the same resolution again replays (Idempotent-Replayed: true).',
-      params: OrderIdParams, body: ResolveBody,
-      response: { 200: Type.Object({ transfer: TransferView }), ...errorResponses },
+      params: OrderIdParams, body: ref(ResolveBody),
+      response: { 200: ok(Transfer, 'The order, resolved (or the replay of the same resolution)', { replayed: true }), ...errors(['ORDER_NOT_FOUND', 'ORDER_NOT_UNKNOWN']) },
     },
   }, async (req, reply) => {
     const out = await payouts.resolve(req.params.orderId, req.body.outcome, req.body.note);
@@ -151,8 +166,8 @@ export const payoutRoutes: FastifyPluginAsync<{ service: AllotService }> = async
 
   r.get('/ledger/audit', {
     schema: {
-      tags: TAGS, summary: 'Run the ledger\'s invariant checks (double entry, conservation, no negative balance, holds = open orders)',
-      response: { 200: LedgerAuditView, ...errorResponses },
+      operationId: 'auditLedger', tags: TAGS, summary: 'Run the ledger\'s invariant checks (double entry, conservation, no negative balance, holds = open orders)',
+      response: { 200: ok(ref(LedgerAuditView), 'The checks and whether all passed'), ...errors([]) },
     },
   }, async () => {
     const report = await payouts.audit();
