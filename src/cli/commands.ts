@@ -8,6 +8,7 @@ import { verifyDrawProof } from '../core/lottery.ts';
 import { ASSET_REGEX, DESTINATION_REGEX, parseAmount, transferView, type Resolution, type TransferState } from '../core/payout.ts';
 import { loadConfig, type Config } from '../service/config.ts';
 import { AllotService } from '../service/service.ts';
+import { InvariantViolation } from './exit-codes.ts';
 
 export interface DbFlags {
   databaseUrl?: string;
@@ -28,9 +29,9 @@ export function overrides(o: DbFlags & { port?: string; host?: string; allowUnsa
 /** How the commands open and close the service and where they write (a test substitutes them
  * to run the commands in-process on one in-memory database). */
 export const cliEnv = {
-  // A one-shot command runs no payout sweep (that is the service's job); an order it receives
-  // itself is still executed, and waited for, by `transfers send`.
-  open: (config: Config): Promise<AllotService> => AllotService.open({ config, payouts: { sweepIntervalMs: 0 } }),
+  // A one-shot command runs no payout sweep and no scheduled key purge (that is the service's
+  // job); an order it receives itself is still executed, and waited for, by `transfers send`.
+  open: (config: Config): Promise<AllotService> => AllotService.open({ config, payouts: { sweepIntervalMs: 0 }, keyPurge: { intervalMs: 0 } }),
   close: (service: AllotService): Promise<void> => service.close(),
   stdout: (text: string): void => void process.stdout.write(text),
   stderr: (text: string): void => void process.stderr.write(text),
@@ -71,7 +72,12 @@ export async function auditCommand(id: string, o: DbFlags & { json?: boolean }):
     }
     process.stdout.write(report.ok ? 'audit passed\n' : 'audit FAILED\n');
   }
-  if (!report.ok) process.exitCode = 1;
+  if (!report.ok) throw new InvariantViolation(`audit of ${id} FAILED: ${failedChecks(report.checks)}`);
+}
+
+function failedChecks(checks: Array<{ name: string; ok: boolean; asset?: string }>): string {
+  const failed = checks.filter((c) => !c.ok).map((c) => `${c.name}${c.asset ? ` [${c.asset}]` : ''}`);
+  return `${failed.length} of ${checks.length} check(s) failed: ${failed.join(', ')}`;
 }
 
 /** "--prize ID:NAME:STOCK:WEIGHT" -> a prize; the name may itself contain ":". */
@@ -143,13 +149,13 @@ export async function campaignReveal(id: string, o: DbFlags): Promise<void> {
   print(await withService(o, (s) => s.revealSeed(id)));
 }
 
-/** Prints the proof and whether it verifies; exits 1 when it does not. */
+/** Prints the proof and whether it verifies; exits 4 (InvariantViolation) when it does not. */
 export async function claimProof(claimId: string, o: DbFlags & { json?: boolean }): Promise<void> {
   const proof = await withService(o, (s) => s.drawProof(claimId));
   const check = verifyDrawProof(proof);
   print({ proof, verified: check.ok, ...(check.ok ? {} : { problems: check.problems }) });
-  process.stderr.write(check.ok ? 'proof verified: the draw recomputes from the revealed seed\n' : `proof does NOT verify: ${check.problems.join('; ')}\n`);
-  if (!check.ok) process.exitCode = 1;
+  if (!check.ok) throw new InvariantViolation(`proof does NOT verify: ${check.problems.join('; ')}`);
+  process.stderr.write('proof verified: the draw recomputes from the revealed seed\n');
 }
 
 export async function campaignGet(id: string, o: DbFlags): Promise<void> {
@@ -298,5 +304,5 @@ export async function ledgerAudit(o: DbFlags & { json?: boolean }): Promise<void
     }
     cliEnv.stdout(report.ok ? 'ledger audit passed\n' : 'ledger audit FAILED\n');
   }
-  if (!report.ok) process.exitCode = 1;
+  if (!report.ok) throw new InvariantViolation(`ledger audit FAILED: ${failedChecks(report.checks)}`);
 }

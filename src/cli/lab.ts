@@ -11,6 +11,7 @@ import { DEFAULT_PAYOUT_WORKERS, PAYOUT_SCENARIO, formatPayoutTable, payoutRuns,
 import { createProgress } from '../lab/progress.ts';
 import { formatTable, writeHtml, writeJson } from '../lab/report.ts';
 import { DEFAULT_WORKERS, SCENARIOS, findScenario, type LabBackend } from '../lab/scenarios.ts';
+import { EXIT } from './exit-codes.ts';
 
 export interface LabFlags {
   list?: boolean;
@@ -95,8 +96,8 @@ async function payoutLabCommand(o: LabFlags): Promise<void> {
     await writeFile(file, JSON.stringify(report.rows, null, 2) + '\n', 'utf8');
     process.stdout.write(`json: ${file}\n`);
   }
-  // A design that must hold (stage 2 on one process, stage 3, allot) and did not: exit 1.
-  if (report.rows.some((r) => r.verdict === 'VIOLATION' && !r.unsafe)) process.exitCode = 1;
+  // A design that must hold (stage 2 on one process, stage 3, allot) and did not: exit 4.
+  if (report.rows.some((r) => r.verdict === 'VIOLATION' && !r.unsafe)) process.exitCode = EXIT.INVARIANT;
 }
 
 export async function labCommand(o: LabFlags): Promise<void> {
@@ -149,6 +150,6 @@ export async function labCommand(o: LabFlags): Promise<void> {
     await writeHtml(resolve(o.html), report);
     process.stdout.write(`html: ${resolve(o.html)}\n`);
   }
-  // A safe strategy that violated is a bug: exit 1. Unsafe ones are expected to.
-  if (report.rows.some((r) => !r.passed && !r.unsafe)) process.exitCode = 1;
+  // A safe strategy that violated is a bug: exit 4 (an invariant failed). Unsafe ones are expected to.
+  if (report.rows.some((r) => !r.passed && !r.unsafe)) process.exitCode = EXIT.INVARIANT;
 }

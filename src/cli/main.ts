@@ -1,21 +1,21 @@
-// The `allot` command: thin commands over service/. Errors print as one line and exit non-zero.
+// The `allot` command: thin commands over service/. An error prints as one line on stderr and
+// exits with the code of its class (exit-codes.ts: usage, not found, invariant, unavailable…).
+// `serve` and `lab` load their modules (the HTTP app, the race lab) only when they run.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
-import { isAllotError } from '../core/errors.ts';
-import { ConfigError } from '../service/config.ts';
+import { Command, Option } from 'commander';
 import { TRANSFER_STATES } from '../core/payout.ts';
+import { strategyNames } from '../strategies/index.ts';
 import {
   auditCommand, balancesCommand, campaignCreate, campaignGet, campaignList, campaignPause, campaignReveal, campaignStock, claimProof, fundCommand, keysPurge,
   ledgerAudit, migrateCommand, transferGet, transferList, transferResolve, transferSend, withdrawCommand,
 } from './commands.ts';
-import { labCommand } from './lab.ts';
-import { serve } from './serve.ts';
+import { errorText, exitCodeFor } from './exit-codes.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function dbOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--database-url <url>', 'system of record (postgres://, mysql://, pglite://DIR, memory://)').env('DATABASE_URL'))
+    .addOption(new Option('--database-url <url>', 'system of record (postgres://, mysql://, mariadb://, pglite://DIR or a directory path, memory://)').env('DATABASE_URL'))
     .addOption(new Option('--data-dir <dir>', 'data dir for embedded PGlite and the admin token').env('ALLOT_DATA_DIR'));
 }
 
@@ -30,12 +30,12 @@ dbOptions(program.command('serve').description('run the HTTP service (the defaul
   .addOption(new Option('-p, --port <port>', 'HTTP port').env('PORT'))
   .addOption(new Option('--host <host>', 'interface to listen on').env('HOST'))
   .option('--allow-unsafe-strategies', 'allow the race lab\'s demo strategies (naive, local-mutex), which can oversell')
-  .action((o) => serve(o, pkg.version));
+  .action(async (o) => (await import('./serve.ts')).serve(o, pkg.version));
 
 dbOptions(program.command('migrate').description('bring the database schema up to date (safe to run from several instances at once)'))
   .action((o) => migrateCommand(o));
 
-dbOptions(program.command('audit').description('check the invariants of one campaign; exits 1 if any fails').argument('<campaignId>'))
+dbOptions(program.command('audit').description('check the invariants of one campaign; exits 4 if any fails').argument('<campaignId>'))
   .option('--json', 'print JSON')
   .action((id, o) => auditCommand(id, o));
 
@@ -49,7 +49,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const campaign = program.command('campaign').description('create, get, list and administer campaigns');
 dbOptions(campaign.command('create').description('create a coupon campaign, or a lottery with --kind lottery and --prize'))
   .requiredOption('--name <name>', 'display name')
-  .option('--kind <kind>', 'coupon or lottery', 'coupon')
+  .addOption(new Option('--kind <kind>', 'coupon or lottery').choices(['coupon', 'lottery']).default('coupon'))
   .option('--stock <n>', 'coupon: units to hand out (required for a coupon)')
   .option('--prize <ID:NAME:STOCK:WEIGHT>', 'lottery: a prize, e.g. p1:Phone:3:1 (repeatable)', collect)
   .option('--miss-weight <n>', 'lottery: weight of drawing nothing (default 0)')
@@ -59,7 +59,7 @@ dbOptions(campaign.command('create').description('create a coupon campaign, or a
   .option('--per-user-daily-limit <n>', 'claims per user per UTC day')
   .option('--starts-at <iso>', 'claims accepted from (ISO-8601)')
   .option('--ends-at <iso>', 'claims accepted until (ISO-8601, exclusive)')
-  .option('--strategy <name>', 'claim strategy')
+  .addOption(new Option('--strategy <name>', 'claim strategy (default ALLOT_DEFAULT_STRATEGY; naive and local-mutex need ALLOT_ALLOW_UNSAFE_STRATEGIES=1)').choices(strategyNames()))
   .action((o) => campaignCreate(o));
 dbOptions(campaign.command('get').description('show one campaign with issued and remaining').argument('<id>')).action((id, o) => campaignGet(id, o));
 dbOptions(campaign.command('list').description('list campaigns'))
@@ -75,7 +75,7 @@ dbOptions(campaign.command('resume').description('resume claims after a pause; i
 dbOptions(campaign.command('reveal').description('reveal a lottery\'s secret seed, so its draws can be verified').argument('<id>')).action((id, o) => campaignReveal(id, o));
 
 const claim = program.command('claim').description('claims');
-dbOptions(claim.command('proof').description('print the proof of a lottery draw and whether it verifies (exits 1 if not)').argument('<claimId>'))
+dbOptions(claim.command('proof').description('print the proof of a lottery draw and whether it verifies (exits 4 if not)').argument('<claimId>'))
   .action((id, o) => claimProof(id, o));
 
 // Payouts. A command that opens the service also runs the payout sweep while it is open (it
@@ -118,7 +118,7 @@ dbOptions(transfers.command('resolve').description('decide an unknown order afte
   .action((id, o) => transferResolve(id, o));
 
 const ledger = program.command('ledger').description('the payout ledger');
-dbOptions(ledger.command('audit').description('check the ledger\'s invariants (double entry, conservation, holds = open orders); exits 1 if any fails'))
+dbOptions(ledger.command('audit').description('check the ledger\'s invariants (double entry, conservation, holds = open orders); exits 4 if any fails'))
   .option('--json', 'print JSON')
   .action((o) => ledgerAudit(o));
 
@@ -139,21 +139,17 @@ program
   .option('--json <file>', 'write one JSON object per strategy x backend')
   .option('--html <file>', 'write a self-contained HTML report with charts')
   .option('--out-dir <dir>', 'where histories go (default: a new temp dir)')
-  .action((o) => labCommand(o));
+  .action(async (o) => (await import('./lab.ts')).labCommand(o));
+
+program.addHelpText('after', `
+Exit codes: 0 done, 1 failure (a refusal such as SOLD_OUT, or a bug), 2 usage or configuration,
+3 not found, 4 an invariant failed (audit, ledger audit, claim proof), 5 serve cannot listen
+(port in use), 69 a backend is unavailable (database, Redis).`);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode;
-  } else if (err instanceof ConfigError) {
-    process.stderr.write(`allot: ${err.message}\n`);
-    process.exitCode = 2;
-  } else if (isAllotError(err)) {
-    process.stderr.write(`allot: ${err.code}: ${err.message}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stderr.write(`allot: error: ${(err as Error)?.message ?? String(err)}\n`);
-    process.exitCode = 1;
-  }
+  const text = errorText(err);
+  if (text !== '') process.stderr.write(`${text}\n`);
+  process.exitCode = exitCodeFor(err);
 }

@@ -30,7 +30,8 @@ export interface ClaimEngineDeps {
   clock: Clock;
   ids: IdSource;
   strategyFor(name: string): ClaimStrategy | undefined;
-  onResult?(result: ClaimResult, durationMs: number): void;
+  /** strategy: the campaign's, null when the claim did not get that far (campaign not found) */
+  onResult?(result: ClaimResult, durationMs: number, info: { campaignId: string; strategy: string | null }): void;
 }
 
 const REFUSALS: Partial<Record<ErrorCode, ClaimResult>> = {
@@ -71,15 +72,16 @@ export class ClaimEngine {
   async claim(campaignId: string, userId: string, idempotencyKey: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
     const started = performance.now();
     let result: ClaimResult = 'error';
+    const seen: { strategy: string | null } = { strategy: null };
     try {
-      const out = await this.run(campaignId, userId, idempotencyKey, signal);
+      const out = await this.run(campaignId, userId, idempotencyKey, signal, seen);
       result = out.result;
       return out;
     } catch (err) {
       result = err instanceof AllotError && err.code === 'UNAVAILABLE' ? 'unavailable' : 'error';
       throw err;
     } finally {
-      this.deps.onResult?.(result, performance.now() - started);
+      this.deps.onResult?.(result, performance.now() - started, { campaignId, strategy: seen.strategy });
     }
   }
 
@@ -118,9 +120,10 @@ export class ClaimEngine {
     this.soldOut.set(this.unitKey(u), performance.now() + CACHE_TTL_MS);
   }
 
-  private async run(campaignId: string, userId: string, key: string | null, signal?: AbortSignal): Promise<ClaimOutcome> {
+  private async run(campaignId: string, userId: string, key: string | null, signal: AbortSignal | undefined, seen: { strategy: string | null }): Promise<ClaimOutcome> {
     const campaign = await this.campaign(campaignId);
     if (!campaign) return { ...refusal('CAMPAIGN_NOT_FOUND').response, replayed: false, result: 'not_found' };
+    seen.strategy = campaign.strategy;
     const fp = fingerprint('claim', { campaignId, userId });
     const out = await this.deps.idempotency.run(campaignId, key, fp, (scope) => this.decide(campaign, userId, scope.key, scope.completeIn, signal));
     if (out.kind === 'refused') return { status: out.answer.status, body: out.answer.body, replayed: false, result: 'idempotency_conflict' };

@@ -1,7 +1,7 @@
 // Configuration from the environment (and CLI flags on top), validated at start-up: every
 // problem is reported at once, each as one line that says what to do.
 import { resolve } from 'node:path';
-import { dialectOf } from '../adapters/sql/connect.ts';
+import { defaultPgliteCacheDir, dialectOf } from '../adapters/sql/connect.ts';
 import { DEFAULT_STRATEGY, strategyNames } from '../strategies/index.ts';
 
 export interface Config {
@@ -24,10 +24,22 @@ export interface Config {
   logLevel: string;
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** HTTP server limits (docs/operations.md, "HTTP limits"); defaults as in src/http/limits.ts. */
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
+  httpMaxConnections: number;
+  httpCheckIntervalMs: number;
   /** The payment rail of transfer orders (HTTP protocol of docs/payouts.md); undefined means
    * the in-process simulated rail. */
   railUrl: string | undefined;
   railTimeoutMs: number;
+  /** Idempotency keys older than this are purged (at least 24 h, the API's promise). */
+  keyRetentionMs: number;
+  /** How often the service purges expired idempotency keys (one instance at a time); 0: never. */
+  keyPurgeIntervalMs: number;
+  /** Where the template of a new embedded database is kept; null: keep none. */
+  cacheDir: string | null;
 }
 
 export class ConfigError extends Error {
@@ -42,7 +54,7 @@ export const SETTINGS = [
   ['PORT', '3000', 'HTTP port'],
   ['HOST', '127.0.0.1', 'interface to listen on (0.0.0.0 for all)'],
   ['ALLOT_DATA_DIR', './.allot', 'embedded database and the generated admin token'],
-  ['DATABASE_URL', '(embedded PGlite in ALLOT_DATA_DIR)', 'postgres://…, mysql://… (MariaDB/MySQL), pglite://DIR or memory://'],
+  ['DATABASE_URL', '(embedded PGlite in ALLOT_DATA_DIR)', 'postgres://…, mysql://… or mariadb://… (MariaDB/MySQL), pglite://DIR (or a directory path) or memory://'],
   ['DB_POOL_SIZE', '10', 'connections per instance to a server database'],
   ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
   ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
@@ -56,11 +68,21 @@ export const SETTINGS = [
   ['LOG_LEVEL', 'info', 'fatal, error, warn, info, debug, trace or silent'],
   ['ALLOT_SHUTDOWN_TIMEOUT_MS', '10000', 'how long SIGTERM waits for in-flight requests'],
   ['ALLOT_BODY_LIMIT_BYTES', '65536', 'largest accepted request body'],
+  ['ALLOT_HTTP_HEADERS_TIMEOUT_MS', '10000', 'a client must send its request line and headers within this long, else 408 and the connection is closed'],
+  ['ALLOT_HTTP_REQUEST_TIMEOUT_MS', '30000', 'a client must send its whole request, body included, within this long (at least the headers timeout)'],
+  ['ALLOT_HTTP_KEEP_ALIVE_TIMEOUT_MS', '5000', 'an idle keep-alive connection is closed after this long; behind a load balancer, set it above the balancer\'s idle timeout'],
+  ['ALLOT_HTTP_MAX_CONNECTIONS', '10000', 'connections held at once; more are closed as soon as they are accepted'],
+  ['ALLOT_HTTP_CHECK_INTERVAL_MS', '1000', 'how often the headers and request timeouts are checked (they fire up to this much late)'],
   ['ALLOT_RAIL_URL', '(none: in-process simulated rail)', 'payment rail of transfer orders, http(s)://… speaking the rail protocol of docs/payouts.md'],
   ['ALLOT_RAIL_TIMEOUT_MS', '10000', 'a rail call unanswered this long leaves its order `unknown`, for a person to resolve'],
+  ['ALLOT_KEY_RETENTION_MS', '604800000', 'idempotency keys are kept this long (7 days; at least 86400000, the API\'s 24 h promise), then purged'],
+  ['ALLOT_KEY_PURGE_INTERVAL_MS', '600000', 'how often `allot serve` purges idempotency keys past their retention, one instance at a time (0: never; then run `allot keys purge`)'],
+  ['ALLOT_CACHE_DIR', '($XDG_CACHE_HOME or ~/.cache)/allot', 'a new embedded database starts as a copy of a template kept here (under 1 s instead of about 3 s of initdb); `off` keeps none'],
 ] as const;
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const resolvedOrNull = (dir: string | null): string | null => (dir === null ? null : resolve(dir));
 
 export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Record<string, string>> = {}): Config {
   const get = (name: string): string | undefined => {
@@ -129,9 +151,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel,
     shutdownTimeoutMs: int('ALLOT_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     bodyLimitBytes: int('ALLOT_BODY_LIMIT_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+    httpHeadersTimeoutMs: int('ALLOT_HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    httpRequestTimeoutMs: int('ALLOT_HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    httpKeepAliveTimeoutMs: int('ALLOT_HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 3_600_000),
+    httpMaxConnections: int('ALLOT_HTTP_MAX_CONNECTIONS', 10_000, 1, 1_000_000),
+    httpCheckIntervalMs: int('ALLOT_HTTP_CHECK_INTERVAL_MS', 1_000, 10, 60_000),
     railUrl,
     railTimeoutMs: int('ALLOT_RAIL_TIMEOUT_MS', 10_000, 100, 600_000),
+    keyRetentionMs: int('ALLOT_KEY_RETENTION_MS', 7 * 86_400_000, 86_400_000, 3650 * 86_400_000),
+    keyPurgeIntervalMs: int('ALLOT_KEY_PURGE_INTERVAL_MS', 600_000, 0, 86_400_000),
+    cacheDir: resolvedOrNull(defaultPgliteCacheDir({ ...env, ...overrides })),
   };
+  if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
+    problems.push(`ALLOT_HTTP_HEADERS_TIMEOUT_MS=${config.httpHeadersTimeoutMs} is longer than ALLOT_HTTP_REQUEST_TIMEOUT_MS=${config.httpRequestTimeoutMs}; the request includes its headers: raise the request timeout or lower the headers timeout`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

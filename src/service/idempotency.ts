@@ -2,7 +2,8 @@
 // (or replay, refuse a reused key, report one in progress), run the work, store its answer
 // under the key — inside the work's own transaction when it makes an effect, outside when it
 // was refused — and give the key back after a failure that changed nothing. Claims use it with
-// the campaign id as scope; payouts reuse it unchanged with their own scope.
+// the campaign id as scope; payouts reuse it unchanged with their own scope. Keys past their
+// retention are deleted by KeyPurgeScheduler (one instance at a time) or `allot keys purge`.
 import { AllotError, errorBody, TransientConflictError } from '../core/errors.ts';
 import type { StoredResponse } from '../core/idempotency.ts';
 import type { IdempotencyStore, IdempotencyTx } from '../ports/idempotency-store.ts';
@@ -119,4 +120,138 @@ export class IdempotencyProtocol {
 
 function refused(code: 'IDEMPOTENCY_KEY_REUSED' | 'IDEMPOTENCY_IN_PROGRESS'): Protocolled<never> {
   return { kind: 'refused', code, answer: { status: new AllotError(code).status, body: errorBody(code), replayed: false } };
+}
+
+// ---- the scheduled purge --------------------------------------------------------------------
+
+/** Who may purge now: one holder at a time across every instance (SqlLease in allot_leases). */
+export interface PurgeLease {
+  /** Takes the lease until `untilMs` if it is free at `nowMs`; true when taken. */
+  take(holder: string, nowMs: number, untilMs: number): Promise<boolean>;
+  /** Moves the end of `holder`'s lease; false when it is no longer `holder`'s. */
+  extend(holder: string, untilMs: number): Promise<boolean>;
+}
+
+export interface KeyPurgeOptions {
+  /** How often an instance tries to purge; across instances a purge is due one interval after
+   * the last one started (the lease records it). 0: never. */
+  intervalMs: number;
+  /** Keys created longer ago than this are purged (the API promises at least 24 h). */
+  retentionMs: number;
+  /** Keys deleted per statement (default 1000): one short statement at a time, so claims are
+   * never held up behind a long delete (PGlite has one connection for everything). */
+  batchSize?: number;
+  /** Pause between two batches (default 20 ms). */
+  pauseMs?: number;
+  /** How long a purge holds the lease before it must extend it (default 60 s): if its instance
+   * dies mid-purge, another takes over after this long. */
+  leaseMs?: number;
+  /** Delay of the first attempt after start (default the interval, at most 60 s). */
+  firstRunMs?: number;
+}
+
+export interface KeyPurgeRun {
+  holder: string;
+  startedAt: number;
+  finishedAt: number;
+  deleted: number;
+  /** the lease was lost mid-purge (it ran longer than leaseMs without extending it) */
+  lostLease: boolean;
+}
+
+export interface KeyPurgeEvents {
+  /** This instance took the lease and starts purging. */
+  onStart?: (holder: string) => void;
+  /** A purge ran on this instance (deleted may be 0); called before the lease is handed on. */
+  onRun?: (run: KeyPurgeRun) => void;
+  /** A purge attempt failed (the database was unreachable, say); the next interval retries. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Deletes idempotency keys past their retention, in the background: every `intervalMs` each
+ * instance tries to take the purge lease, and the one that gets it deletes expired keys in
+ * short batches, extending the lease between batches. Its timers never keep the process alive;
+ * close() stops them and waits for a purge in progress to finish its batch.
+ */
+export class KeyPurgeScheduler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<KeyPurgeRun | null> | null = null;
+  private closed = false;
+  private readonly batchSize: number;
+  private readonly pauseMs: number;
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly store: Pick<IdempotencyStore, 'purge'>,
+    private readonly lease: PurgeLease,
+    private readonly clock: Clock,
+    private readonly ids: IdSource,
+    private readonly opts: KeyPurgeOptions,
+    private readonly events: KeyPurgeEvents = {},
+  ) {
+    this.batchSize = opts.batchSize ?? 1000;
+    this.pauseMs = opts.pauseMs ?? 20;
+    this.leaseMs = opts.leaseMs ?? 60_000;
+  }
+
+  start(): void {
+    if (this.opts.intervalMs <= 0 || this.timer !== null || this.closed) return;
+    this.schedule(this.opts.firstRunMs ?? Math.min(this.opts.intervalMs, 60_000));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runOnce()
+        .catch((err: unknown) => this.events.onError?.(err))
+        .finally(() => this.schedule(this.opts.intervalMs));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** One attempt: purges when this instance gets the lease; null when another holds it (or
+   * the purge is not due yet). */
+  runOnce(): Promise<KeyPurgeRun | null> {
+    this.running ??= this.purge().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async purge(): Promise<KeyPurgeRun | null> {
+    const holder = this.ids.next('purge_');
+    const startedAt = this.clock.now();
+    if (!(await this.lease.take(holder, startedAt, startedAt + this.leaseMs))) return null;
+    this.events.onStart?.(holder);
+    let deleted = 0;
+    let lostLease = false;
+    // A failure leaves the lease to run out: another instance (or the next interval) retries.
+    while (!this.closed) {
+      const now = this.clock.now();
+      const n = await this.store.purge(now - this.opts.retentionMs, now, this.batchSize);
+      deleted += n;
+      if (n < this.batchSize) break;
+      if (this.pauseMs > 0) await new Promise((r) => setTimeout(r, this.pauseMs));
+      if (!(await this.lease.extend(holder, this.clock.now() + this.leaseMs))) {
+        lostLease = true;
+        break;
+      }
+    }
+    const run = { holder, startedAt, finishedAt: this.clock.now(), deleted, lostLease };
+    this.events.onRun?.(run);
+    // Hand the lease on: the next purge is due one interval after this one started, on
+    // whichever instance tries first.
+    if (!lostLease) await this.lease.extend(holder, startedAt + this.opts.intervalMs).catch(() => undefined);
+    return run;
+  }
+
+  /** Stops the timer; a purge in progress stops after its current batch. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
 }

@@ -1,9 +1,11 @@
 // The composition root: configuration -> SQL adapter -> strategies -> claim engine. The HTTP
 // app and the CLI are thin layers over the object this returns.
-import { connectSql, type SqlConnection } from '../adapters/sql/connect.ts';
-import { migrateToLatest, type MigrateReport } from '../adapters/sql/migrate.ts';
+import { buildPgliteTemplatesInBackground, connectSql, describeDatabase, maskUrl, preparePgliteSpare, type SqlConnection } from '../adapters/sql/connect.ts';
+import { isUnavailable } from '../adapters/sql/errors.ts';
+import { defaultPgliteSchema, migrateToLatest, type MigrateReport } from '../adapters/sql/migrate.ts';
 import { SqlClaimStore } from '../adapters/sql/sql-store.ts';
-import { SqlIdempotencyStore } from '../adapters/sql/sql-idempotency-store.ts';
+import { SqlIdempotencyStore, SqlLease } from '../adapters/sql/sql-idempotency-store.ts';
+import { sql } from 'kysely';
 import { sqlDialect } from '../adapters/sql/dialect.ts';
 import { randomIds, systemClock, systemRandom } from '../adapters/system/clock.ts';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +21,7 @@ import type { ClaimStrategy } from '../ports/claim-strategy.ts';
 import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
 import type { RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
 import { ClaimEngine, type ClaimOutcome, type DrawRecord } from './claim-engine.ts';
-import { IdempotencyProtocol } from './idempotency.ts';
+import { IdempotencyProtocol, KeyPurgeScheduler, type KeyPurgeEvents, type KeyPurgeOptions } from './idempotency.ts';
 import { PayoutService, type PayoutOptions } from './payouts.ts';
 import { SqlPayoutStore } from '../adapters/sql/sql-payout-store.ts';
 import type { PaymentRail } from '../ports/payment-rail.ts';
@@ -29,7 +31,8 @@ import { openLocks, type ServiceLocks } from './locks.ts';
 import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
-  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'> & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir'>> & {
+  config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>
+    & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -50,7 +53,24 @@ export interface ServiceOptions {
   payouts?: PayoutOptions;
   /** Background payout errors (the executor and its sweep never throw); default: ignored. */
   onPayoutError?: (err: unknown, context: string) => void;
+  /** The scheduled purge of idempotency keys: settings beyond config.keyPurgeIntervalMs (default
+   * 0: off, so only a service given the interval, as `allot serve` is, purges by itself) and
+   * config.keyRetentionMs (default 7 days), and its events. */
+  keyPurge?: Partial<KeyPurgeOptions> & KeyPurgeEvents;
+  /** A new embedded data dir with no template to copy yet: build the template now (default) or
+   * 'later' (initdb in place; prepareNextDataDir builds it in another process), as `allot serve`
+   * does. */
+  pgliteBuildTemplate?: 'now' | 'later';
+  /** Runs each start-up step (open the database, migrate, connect to Redis); `allot serve`
+   * prints a progress line per step. Default: just runs it. */
+  step?: StartStep;
 }
+
+/** Runs one start-up step named by `label`; `note` describes its result (or nothing). */
+export type StartStep = <T>(label: string, work: () => Promise<T>, note?: (value: T) => string | undefined) => Promise<T>;
+const silentStep: StartStep = (_label, work) => work();
+
+export const DEFAULT_KEY_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 export const MIN_KEY_RETENTION_MS = 24 * 3600 * 1000;
 
@@ -63,6 +83,8 @@ export class AllotService {
   readonly engine: ClaimEngine;
   readonly payouts: PayoutService;
   readonly dialect: string;
+  /** The scheduled purge of idempotency keys; null when off. */
+  readonly keyPurge: KeyPurgeScheduler | null;
 
   private readonly strategies: ReadonlyMap<string, ClaimStrategy>;
 
@@ -79,6 +101,10 @@ export class AllotService {
     rail: PaymentRail,
   ) {
     this.dialect = store.dialect;
+    metrics.bind({
+      dialect: store.dialect, conn, locksKind: locks.kind, pingDatabase: () => store.ping(), pingLocks: () => locks.ping(), now: () => clock.now(),
+      keyRetentionMs: () => Math.max(MIN_KEY_RETENTION_MS, opts.keyPurge?.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS),
+    });
     const random = opts.random ?? systemRandom;
     const { redisLock, ...strategyDeps } = opts.strategies ?? {};
     this.strategies = createStrategies(
@@ -91,7 +117,7 @@ export class AllotService {
       clock,
       ids,
       strategyFor: (name) => this.strategies.get(name),
-      onResult: (result, ms) => this.metrics.observeClaim(result, ms),
+      onResult: (result, ms, info) => this.metrics.observeClaim(result, ms, info),
     });
     this.payouts = new PayoutService({
       store: new SqlPayoutStore(conn),
@@ -110,21 +136,66 @@ export class AllotService {
       },
     });
     this.payouts.start();
+    const { onStart, onRun, onError, ...purgeOpts } = opts.keyPurge ?? {};
+    const intervalMs = purgeOpts.intervalMs ?? opts.config.keyPurgeIntervalMs ?? 0;
+    this.keyPurge = intervalMs > 0
+      ? new KeyPurgeScheduler(keys, new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
+        ...purgeOpts,
+        intervalMs,
+        retentionMs: Math.max(MIN_KEY_RETENTION_MS, purgeOpts.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS),
+      }, { ...(onStart ? { onStart } : {}), ...(onRun ? { onRun } : {}), ...(onError ? { onError } : {}) })
+      : null;
+    this.keyPurge?.start();
   }
 
   static async open(opts: ServiceOptions): Promise<AllotService> {
-    const conn = await connectSql({
-      url: opts.config.databaseUrl,
-      poolSize: opts.config.dbPoolSize,
-      timeoutMs: opts.config.dbTimeoutMs,
-      idleTxTimeoutMs: opts.config.dbIdleTxTimeoutMs,
-      ...(opts.config.dbIsolation ? { isolation: opts.config.dbIsolation } : {}),
-      onPoolError: opts.onPoolError,
+    const step = opts.step ?? silentStep;
+    const database = describeDatabase(opts.config.databaseUrl);
+    const conn = await step(`opening the database (${database})`, async () => {
+      const c = await connectSql({
+        url: opts.config.databaseUrl,
+        poolSize: opts.config.dbPoolSize,
+        timeoutMs: opts.config.dbTimeoutMs,
+        idleTxTimeoutMs: opts.config.dbIdleTxTimeoutMs,
+        ...(opts.config.dbIsolation ? { isolation: opts.config.dbIsolation } : {}),
+        ...(opts.config.cacheDir !== undefined ? { pgliteCacheDir: opts.config.cacheDir } : {}),
+        // A new embedded database starts as a copy of one migrated once (the race lab's schema,
+        // with other options, is migrated on its own).
+        ...(opts.migrate !== false && opts.migrationOptions?.stockBackstop !== false ? { pgliteSchema: defaultPgliteSchema() } : {}),
+        ...(opts.pgliteBuildTemplate ? { pgliteBuildTemplate: opts.pgliteBuildTemplate } : {}),
+        onPoolError: opts.onPoolError,
+      });
+      // A server database is connected to lazily: connect now, so that an unreachable one is
+      // reported as such, before anything else.
+      if (c.dialect !== 'pglite') {
+        try {
+          await sql`SELECT 1`.execute(c.db);
+        } catch (err) {
+          await c.db.destroy().catch(() => undefined);
+          throw unreachable(err, database);
+        }
+      }
+      return c;
+    }, (c) => {
+      const p = c.pglite;
+      if (p?.opened === 'spare') return `new: a ready copy of the template ${p.template}, moved into place`;
+      if (p?.opened === 'template') return `new: a copy of the template ${p.template}`;
+      if (p?.opened !== 'initdb') return undefined;
+      return p.cacheDir === null ? 'new: initialised by initdb (ALLOT_CACHE_DIR=off: no template)' : 'new: initialised by initdb (no template yet: the next new data dir will be a copy)';
     });
     try {
-      const report = opts.migrate === false ? { applied: [] } : await migrateToLatest(conn, opts.migrationOptions);
+      const report = opts.migrate === false
+        ? { applied: [] }
+        : await step('migrating the schema', () => migrateToLatest(conn, opts.migrationOptions).catch((err: unknown) => {
+          throw unreachable(err, database);
+        }), (r) => (r.applied.length === 0 ? 'up to date' : `applied ${r.applied.join(', ')}`));
       const metrics = createMetrics();
-      const locks = await openLocks({ conn, url: opts.config.locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry });
+      const locksUrl = opts.config.locksUrl;
+      const locks = await (locksUrl
+        ? step(`connecting to Redis (${maskUrl(locksUrl)})`, () => openLocks({ conn, url: locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry }).catch((err: unknown) => {
+          throw new AllotError('UNAVAILABLE', `${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check LOCKS_URL / REDIS_URL and that Redis is up`, { backend: 'redis' }, { cause: err });
+        }))
+        : openLocks({ conn, url: locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry }));
       const store = new SqlClaimStore(conn);
       const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
       const rail = opts.rail ?? railFromConfig(opts.config);
@@ -133,6 +204,16 @@ export class AllotService {
       await conn.db.destroy().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A new embedded data dir: prepares what the next one is made from. Made from a template: a
+   * spare copy of it, so that the next is moved into place rather than copied (about a second on
+   * a slow disk). Initialised in place (no template yet): the template and a spare, built in
+   * another process. `allot serve` runs it in the background once it listens. */
+  async prepareNextDataDir(signal?: AbortSignal): Promise<void> {
+    const p = this.conn.pglite;
+    if (p?.template !== undefined) await preparePgliteSpare(p.template, signal);
+    else if (p?.opened === 'initdb' && p.cacheDir !== null) await buildPgliteTemplatesInBackground(p.cacheDir, signal);
   }
 
   /** The system of record's query handle (the race lab reads its snapshot through it). */
@@ -258,10 +339,17 @@ export class AllotService {
   }
 
   async close(): Promise<void> {
+    await this.keyPurge?.close();
     await this.payouts.close().catch(() => undefined);
     await this.locks.close().catch(() => undefined);
     await this.store.close();
   }
+}
+
+/** A database error at start-up: UNAVAILABLE (exit 69 from the CLI) when it cannot be reached. */
+function unreachable(err: unknown, database: string): unknown {
+  if (err instanceof AllotError || !isUnavailable(err)) return err;
+  return new AllotError('UNAVAILABLE', `cannot reach the database (${database}): ${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check DATABASE_URL and that the server is up`, { backend: 'database' }, { cause: err });
 }
 
 /** A full page has a cursor (the last id, opaque); a short one is the last. */

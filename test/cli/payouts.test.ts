@@ -11,6 +11,7 @@ import { isAllotError } from '../../src/core/errors.ts';
 import {
   balancesCommand, cliEnv, fundCommand, ledgerAudit, transferGet, transferList, transferResolve, transferSend, withdrawCommand,
 } from '../../src/cli/commands.ts';
+import { exitCodeFor } from '../../src/cli/exit-codes.ts';
 import { InProcessSimRail } from '../../src/rail/in-process.ts';
 import { AllotService } from '../../src/service/service.ts';
 
@@ -144,14 +145,14 @@ describe('payout commands (in-process)', () => {
     assert.equal((await json(() => ledgerAudit({ ...DB, json: true }))).ok as unknown, true);
   });
 
-  test('ledger audit exits 1 when a check fails', async () => {
+  test('ledger audit exits 4 (InvariantViolation) when a check fails, after printing the report', async () => {
     const real = service.payouts.audit.bind(service.payouts);
     service.payouts.audit = async () => ({ ok: false, checks: [{ name: 'conserved', asset: 'CNY', ok: false, available: '1' }] });
     try {
-      const audit = await run(() => ledgerAudit({ ...DB }));
-      assert.equal(audit.exitCode, 1);
-      assert.match(audit.stdout, /^FAIL conserved \[CNY\]/m);
-      assert.match(audit.stdout, /^ledger audit FAILED$/m);
+      out = '';
+      await assert.rejects(() => ledgerAudit({ ...DB }), (e: unknown) => exitCodeFor(e) === 4 && /ledger audit FAILED: 1 of 1 check\(s\) failed: conserved \[CNY\]/.test((e as Error).message));
+      assert.match(out, /^FAIL conserved \[CNY\]/m);
+      assert.match(out, /^ledger audit FAILED$/m);
     } finally {
       service.payouts.audit = real;
     }

@@ -166,6 +166,24 @@ describe('allot CLI', () => {
         assert.equal(readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(), token);
         assert.match(banner, /generated now and stored in/);
         assert.match(banner, /database\s+pglite/);
+        // A progress line per start-up step, in order, each with its time.
+        const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const steps = [
+          /^allot: checking port 0 on 127\.0\.0\.1… \d+\.\d\d s \(any free port\)$/m,
+          new RegExp(`^allot: opening the database \\(pglite, ${esc(join(dataDir, 'pgdata'))}\\)… \\d+\\.\\d\\d s \\(new: (a ready copy of the template .+, moved into place|a copy of the template .+|initialised by initdb .+)\\)$`, 'm'),
+          // A new data dir is a copy of a template migrated once: its schema is already current.
+          /^allot: migrating the schema… \d+\.\d\d s \((up to date|applied 001-initial, .*006-leases)\)$/m,
+          /^allot: starting the HTTP app… \d+\.\d\d s$/m,
+          /^allot: listening on 127\.0\.0\.1:0… \d+\.\d\d s$/m,
+          /listening on http:\/\/127\.0\.0\.1:\d+ {3}\(ready \d+\.\d\d s after the process started\)/,
+        ];
+        let at = 0;
+        for (const re of steps) {
+          const m = re.exec(banner.slice(at));
+          assert.ok(m, `no progress line ${re} after offset ${at} in:\n${banner}`);
+          at += m.index + m[0].length;
+        }
+        t.diagnostic(`first start on a fresh data dir: ${/ready (\d+\.\d\d s) after the process started/.exec(banner)![1]} to listening`);
 
         const health = await fetch(`${base}/healthz`);
         assert.equal(health.status, 200);
@@ -244,6 +262,8 @@ describe('allot CLI', () => {
       try {
         const banner = proc.stderr();
         assert.ok(!banner.includes(token), 'the token was printed again');
+        assert.match(banner, /^allot: opening the database \(pglite, .*\)… \d+\.\d\d s$/m);
+        assert.match(banner, /^allot: migrating the schema… \d+\.\d\d s \(up to date\)$/m);
         assert.match(banner, new RegExp(`admin token stored in ${join(dataDir, 'admin-token').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
         const res = await fetch(`${base}/v1/campaigns/${campaignId}`, { headers: { authorization: `Bearer ${token}` } });
         assert.equal(res.status, 200);
@@ -274,10 +294,9 @@ describe('allot CLI', () => {
       ['LOG_LEVEL=loud', { LOG_LEVEL: 'loud' }, /LOG_LEVEL=loud/],
       ['DATABASE_URL=redis://x', { DATABASE_URL: 'redis://x' }, /DATABASE_URL/],
     ] as const) {
-      test(`serve with ${name} exits non-zero with a clear message naming the variable`, async () => {
+      test(`serve with ${name} exits 2 (usage) with a clear message naming the variable`, async () => {
         const r = await run(['serve'], { ...env });
-        assert.notEqual(r.code, 0);
-        assert.notEqual(r.code, null);
+        assert.equal(r.code, 2, r.stderr);
         assertOneLineError(r.stderr, variable);
         assert.match(r.stderr, /^allot: /);
         assert.doesNotMatch(r.stderr, /listening/);
@@ -312,23 +331,23 @@ describe('allot CLI', () => {
       assert.match(String(c.createdAt), /^\d{4}-\d{2}-\d{2}T/);
     });
 
-    test('audit of an unknown campaign exits non-zero with a one-line CAMPAIGN_NOT_FOUND', async () => {
-      const r = await run(['audit', 'nope', '--database-url', 'memory://']);
-      assert.notEqual(r.code, 0);
+    test('audit of an unknown campaign exits 3 (not found) with a one-line CAMPAIGN_NOT_FOUND', async () => {
+      const r = await run(['audit', 'nope']);
+      assert.equal(r.code, 3, r.stderr);
       assertOneLineError(r.stderr, /CAMPAIGN_NOT_FOUND/);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.equal(r.stdout, '');
     });
 
-    test('campaign create --stock abc exits non-zero with a one-line VALIDATION_FAILED', async () => {
+    test('campaign create --stock abc exits 2 (usage) with a one-line VALIDATION_FAILED', async () => {
       const r = await run(['campaign', 'create', '--name', 'x', '--stock', 'abc', '--database-url', 'memory://']);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 2, r.stderr);
       assertOneLineError(r.stderr, /VALIDATION_FAILED.*--stock/);
     });
 
-    test('campaign create without --stock exits non-zero naming the option', async () => {
+    test('campaign create without --stock exits 2 (usage) naming the option', async () => {
       const r = await run(['campaign', 'create', '--name', 'x', '--database-url', 'memory://']);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /--stock/);
     });
 
@@ -372,7 +391,7 @@ describe('allot CLI', () => {
       }
 
       const early = await run(['claim', 'proof', claimId], env, CLI_MS);
-      assert.notEqual(early.code, 0);
+      assert.equal(early.code, 1, early.stderr);
       assertOneLineError(early.stderr, /SEED_NOT_REVEALED/);
 
       const revealed = await run(['campaign', 'reveal', 'autumn'], env, CLI_MS);
@@ -396,17 +415,16 @@ describe('allot CLI', () => {
     test('campaign create with a malformed --prize exits non-zero with one clear line', async () => {
       for (const prize of ['p1:Phone:x:1', 'p1:Phone:3', 'p1::3:1', 'p1:Phone:3:-1']) {
         const r = await run(['campaign', 'create', '--kind', 'lottery', '--name', 'x', '--prize', prize, '--database-url', 'memory://']);
-        assert.notEqual(r.code, 0, `${prize}: ${r.stdout}`);
-        assert.notEqual(r.code, null);
+        assert.equal(r.code, 2, `${prize}: ${r.stdout}`);
         assertOneLineError(r.stderr, /VALIDATION_FAILED.*--prize.*ID:NAME:STOCK:WEIGHT/);
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
         assert.equal(r.stdout, '');
       }
     });
 
-    test('an unknown command exits non-zero', async () => {
+    test('an unknown command exits 2 (usage)', async () => {
       const r = await run(['frobnicate']);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /unknown command/i);
     });
   });

@@ -48,3 +48,15 @@ test('the README configuration table lists every setting with its default', () =
   assert.deepEqual([...rows.keys()].sort(), SETTINGS.map(([n]) => n).sort());
   for (const [name, def] of SETTINGS) assert.equal(rows.get(name), def, `${name} default in README`);
 });
+
+test('idempotency key retention (at least 24 h) and purge interval (0: off); the template cache dir', () => {
+  const c = loadConfig({});
+  assert.equal(c.keyRetentionMs, 7 * 86_400_000);
+  assert.equal(c.keyPurgeIntervalMs, 600_000);
+  assert.equal(loadConfig({ ALLOT_KEY_PURGE_INTERVAL_MS: '0' }).keyPurgeIntervalMs, 0);
+  assert.equal(loadConfig({ ALLOT_KEY_RETENTION_MS: '86400000' }).keyRetentionMs, 86_400_000);
+  assert.throws(() => loadConfig({ ALLOT_KEY_RETENTION_MS: '3600000' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('ALLOT_KEY_RETENTION_MS=3600000 is not a whole number from 86400000'));
+  assert.equal(loadConfig({ ALLOT_CACHE_DIR: 'off' }).cacheDir, null);
+  assert.equal(loadConfig({ ALLOT_CACHE_DIR: '/var/cache/allot' }).cacheDir, '/var/cache/allot');
+  assert.equal(loadConfig({ XDG_CACHE_HOME: '/xdg' }).cacheDir, '/xdg/allot');
+});

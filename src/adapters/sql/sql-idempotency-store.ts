@@ -148,3 +148,43 @@ export class SqlIdempotencyStore implements IdempotencyStore {
     });
   }
 }
+
+/**
+ * A named lease in allot_leases: background work that one instance at a time should do (the
+ * scheduled key purge) runs only while its holder has it. Taken when it has expired (or on the
+ * first insert of its row), extended by its holder only, so two holders never overlap as long
+ * as a holder checks `extend` between steps and the instances' clocks agree to within a lease.
+ */
+export class SqlLease {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  constructor(private readonly db: Kysely<any>, readonly name: string) {}
+
+  /** Takes the lease until `untilMs` when it is free (expired at `nowMs`); true when taken. */
+  take(holder: string, nowMs: number, untilMs: number): Promise<boolean> {
+    return guarded(async () => {
+      const n = await affected(this.db, sql`UPDATE allot_leases SET holder = ${holder}, expires_at = ${untilMs}, taken = taken + 1
+        WHERE name = ${this.name} AND expires_at <= ${nowMs}`);
+      if (n === 1) return true;
+      // No row yet: the first insert takes it; a row that is there and held is not ours.
+      try {
+        await sql`INSERT INTO allot_leases (name, holder, expires_at, taken) VALUES (${this.name}, ${holder}, ${untilMs}, 1)`.execute(this.db);
+        return true;
+      } catch (err) {
+        if (isUniqueViolation(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  /** Moves the end of `holder`'s lease to `untilMs` (later to keep it, or to when the work is
+   * next due); false when the lease is no longer this holder's. */
+  extend(holder: string, untilMs: number): Promise<boolean> {
+    return guarded(async () => {
+      const n = await affected(this.db, sql`UPDATE allot_leases SET expires_at = ${untilMs} WHERE name = ${this.name} AND holder = ${holder}`);
+      if (n === 1) return true;
+      // MySQL counts changed rows only: an update to the value already there reads 0.
+      const r = await sql<{ holder: string }>`SELECT holder FROM allot_leases WHERE name = ${this.name}`.execute(this.db);
+      return r.rows[0]?.holder === holder;
+    });
+  }
+}

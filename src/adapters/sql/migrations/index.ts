@@ -7,6 +7,7 @@ import { lockFences } from './002-lock-fences.ts';
 import { strategyCatalogue } from './003-strategy-catalogue.ts';
 import { lottery } from './004-lottery.ts';
 import { payouts } from './005-payouts.ts';
+import { leases } from './006-leases.ts';
 
 export interface MigrationOptions {
   /** CHECK (issued <= stock) on campaigns; only the race lab's own schema sets it false */
@@ -18,7 +19,7 @@ export interface SqlMigration {
   statements(dialect: SqlDialect, opts?: MigrationOptions): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts, leases];
 
 export function kyselyMigrations(dialect: SqlDialect, opts: MigrationOptions = {}): Record<string, Migration> {
   const out: Record<string, Migration> = {};
