@@ -37,6 +37,10 @@ if ! npm run --silent build >&2; then
   [[ "${ALLOT_SKIP_CHECKS:-}" == 1 ]] || exit 1
 fi
 
+# Child processes the tests start from src/ (race-lab workers, the simulated rail) run the fresh
+# dist/ build instead of compiling the sources again through tsx (src/adapters/system/child-module.ts).
+export ALLOT_CHILD_FROM_DIST=1
+
 # Test files: all of test/**/*.test.ts, or those under / equal to the given paths.
 if ((${#filters[@]} == 0)); then
   filters=(test)
