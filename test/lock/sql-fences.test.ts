@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
-import { createRedisLockProvider, fromIoredis, StaleFenceError } from '../../packages/lock/src/index.ts';
+import { boundedResource, createRedisLockProvider, fromIoredis, MAX_RESOURCE_LENGTH, StaleFenceError } from '../../packages/lock/src/index.ts';
 import { SqlFenceAnchor } from '../../src/adapters/sql/sql-fences.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';
@@ -122,6 +122,25 @@ for (const d of DBS) {
       assert.equal(rejected, 2);
     });
 
+    it('long resources (over 200 characters, up to any length) are fenced each on its own', async () => {
+      const head = `res:long:${d.name}:`.padEnd(250, 'x');
+      const [a, b, c] = [`${head}a`, `${head}b`, `${'y'.repeat(5_000)}`];
+      await checkFence(h.conn.db, h.conn.family, a, 10n);
+      await checkFence(h.conn.db, h.conn.family, b, 5n); // shares 250 characters with a: its own fence
+      await checkFence(h.conn.db, h.conn.family, c, 1n);
+      await checkFence(h.conn.db, h.conn.family, a, 10n); // equal: accepted
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, a, 9n), StaleFenceError);
+      await assert.rejects(checkFence(h.conn.db, h.conn.family, b, 4n), StaleFenceError);
+      const rows = (await sql<{ resource: string; fence: string | number }>`SELECT resource, fence FROM lock_fences WHERE resource LIKE ${`res:long:${d.name}:%`}`.execute(h.conn.db)).rows;
+      assert.deepEqual(
+        rows.map((r) => [r.resource, String(r.fence)]).sort(),
+        [
+          [boundedResource(a), '10'],
+          [boundedResource(b), '5'],
+        ].sort(),
+      );
+    });
+
     it('a stale transaction rolls back its fenced write', async () => {
       await createTable(h.conn, 'CREATE TABLE fenced_things (id varchar(32) PRIMARY KEY, v integer NOT NULL)');
       await sql`INSERT INTO fenced_things (id, v) VALUES ('x', 0)`.execute(h.conn.db);
@@ -137,6 +156,25 @@ for (const d of DBS) {
     });
   });
 }
+
+describe('boundedResource', () => {
+  it('keeps names up to 200 characters, maps longer ones to a fixed-length form per full name', () => {
+    const short = 'claim:user:c:u'.padEnd(MAX_RESOURCE_LENGTH, 'z');
+    assert.equal(boundedResource(short), short);
+    const long = `claim:user:${'c'.repeat(128)}:${'u'.repeat(128)}`;
+    const form = boundedResource(long);
+    assert.equal(form, boundedResource(long), 'deterministic');
+    assert.match(form, /^claim:user:c{128}:u{20}#[0-9a-f]{64}$/);
+    assert.equal(form.slice(0, 160), long.slice(0, 160));
+    assert.ok(form.length > MAX_RESOURCE_LENGTH && form.length <= 255, 'never equal to a short name, fits varchar(255)');
+    assert.notEqual(boundedResource(`${long}x`), form);
+    assert.notEqual(boundedResource(`${long.slice(0, -1)}v`), form, 'the last character counts');
+    assert.equal(boundedResource('x'.repeat(100_000)).length, 225);
+    // A surrogate pair across the cut is not split (a lone surrogate is not valid UTF-8).
+    const astral = boundedResource(`${'a'.repeat(159)}😀${'b'.repeat(100)}`);
+    assert.equal(astral.slice(0, 160), 'a'.repeat(159) + '#');
+  });
+});
 
 describe('Redis lock provider with the SQL anchor', () => {
   it('keeps fences monotonic and small across FLUSHALL', async () => {

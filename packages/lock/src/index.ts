@@ -3,7 +3,8 @@ export * from './errors.ts';
 export { ScriptCode, errorForCode } from './codes.ts';
 export { DEFAULT_LOCK_OPTIONS, type AcquireOptions, type LockDefaults } from './options.ts';
 export type { Lease, LockProvider, LockBackend, LockEvent, LockEventHook, UsingCallback, AttemptResult, ExtendResult, ReleaseResult, WakeSubscription } from './types.ts';
-export { NOOP_LOCK_METRICS, type LockMetrics } from './metrics.ts';
+export { NOOP_LOCK_METRICS, HOOK_FAILED_WARNING, type LockMetrics, type HookErrorHandler } from './metrics.ts';
+export { boundedResource, MAX_RESOURCE_LENGTH } from './resource.ts';
 // registerLockMetrics (prom-client) is its own entry point, @allot/lock/prometheus, so that the
 // library itself needs no prom-client.
 export { BackendLockProvider, type LockProviderOptions } from './provider.ts';

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { LockAbortedError, LockBackendError, LockError, LockTimeoutError, LockValidityError } from './errors.ts';
 import { DEFAULT_LOCK_OPTIONS, driftMs, resolveOptions, type AcquireOptions, type LockDefaults, type ResolvedAcquireOptions } from './options.ts';
 import { LeaseState, type LeaseContext } from './lease.ts';
-import { NOOP_LOCK_METRICS, type LockMetrics } from './metrics.ts';
+import { NOOP_LOCK_METRICS, callHook, guardMetrics, hookErrorReporter, type HookErrorHandler, type LockMetrics } from './metrics.ts';
 import { DeadlineSweeper, WakeLatch, jitteredBackoffMs, sleep } from './wait.ts';
 import type { AttemptResult, Lease, LockBackend, LockEvent, LockEventHook, LockProvider, UsingCallback, WakeSubscription } from './types.ts';
 
@@ -14,6 +14,10 @@ export interface LockProviderOptions {
   defaults?: Partial<LockDefaults>;
   metrics?: LockMetrics;
   onEvent?: LockEventHook;
+  /** told the first time each hook (a metrics method or onEvent) throws or rejects; later failures
+   * of that hook are dropped. Default: a process warning (code ALLOT_LOCK_HOOK_FAILED). A failing
+   * hook never affects the lock operation that called it. */
+  onHookError?: HookErrorHandler;
   /** wall clock in ms; injectable for tests */
   now?: () => number;
   /** disable pub/sub wake-ups and poll with jittered backoff (also the automatic fallback) */
@@ -28,6 +32,7 @@ export class BackendLockProvider implements LockProvider {
   readonly #defaults: LockDefaults;
   readonly #metrics: LockMetrics;
   readonly #onEvent: LockEventHook | undefined;
+  readonly #hookError: HookErrorHandler;
   readonly #now: () => number;
   readonly #pubsub: boolean;
   readonly #afterAttempt: LockProviderOptions['afterAttempt'];
@@ -43,7 +48,8 @@ export class BackendLockProvider implements LockProvider {
     this.#be = backend;
     this.backend = backend.name;
     this.#defaults = { ...DEFAULT_LOCK_OPTIONS, ...opts.defaults };
-    this.#metrics = opts.metrics ?? NOOP_LOCK_METRICS;
+    this.#hookError = hookErrorReporter(opts.onHookError);
+    this.#metrics = guardMetrics(opts.metrics ?? NOOP_LOCK_METRICS, this.#hookError);
     this.#onEvent = opts.onEvent;
     this.#now = opts.now ?? Date.now;
     this.#pubsub = opts.pubsub ?? true;
@@ -95,11 +101,9 @@ export class BackendLockProvider implements LockProvider {
   }
 
   #emit(e: LockEvent): void {
-    try {
-      this.#onEvent?.(e);
-    } catch {
-      // a throwing hook must never break the lock machinery
-    }
+    // a failing hook must never break the lock machinery
+    const hook = this.#onEvent;
+    if (hook) callHook('onEvent', () => hook(e), this.#hookError);
   }
 
   #newOwnerId(): string {

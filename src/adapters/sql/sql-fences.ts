@@ -2,6 +2,7 @@
 // the FencedTx port) and durable epochs for lock backends that lost their state
 // (SqlFenceAnchor). Fences are DECIMAL(39,0): with the Redis TIME anchor they exceed 64 bits.
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { boundedResource } from '@allot/lock';
 import type { FenceAnchor } from '../../ports/fence-anchor.ts';
 import type { SqlDialect } from './dialect.ts';
 
@@ -12,9 +13,12 @@ export type FenceDb = Kysely<any> | Transaction<any>;
  * Call inside the transaction that makes the fenced writes. Raises the resource's fence to
  * `fence` unless a newer one was already used (then returns false and changes nothing), and
  * holds the lock_fences row lock until commit, so a stale holder can never write after a newer one.
+ * A resource longer than 200 characters is stored under its bounded form (boundedResource: a
+ * prefix, '#', its SHA-256), which fits the varchar(255) column and stays one row per resource.
  */
-export async function raiseFence(db: FenceDb, dialect: SqlDialect, resource: string, fence: bigint): Promise<boolean> {
+export async function raiseFence(db: FenceDb, dialect: SqlDialect, name: string, fence: bigint): Promise<boolean> {
   if (fence < 0n) throw new RangeError(`fence must be >= 0, got ${fence}`);
+  const resource = boundedResource(name);
   const f = fence.toString();
   const raise = sql`UPDATE lock_fences SET fence = CAST(${f} AS DECIMAL(39,0)) WHERE resource = ${resource} AND fence <= CAST(${f} AS DECIMAL(39,0))`;
   // MySQL reports 0 affected rows for an UPDATE that changes nothing (an equal fence), so the

@@ -7,6 +7,7 @@ import { LockBackendError, LockError } from '../errors.ts';
 import type { AttemptResult, ExtendResult, LockBackend, LockEvent, ReleaseResult, WakeSubscription } from '../types.ts';
 import { lockScript, lockScripts, runScript, type LockScript, type ScriptName } from './scripts.ts';
 import { WakeHub } from './wake-hub.ts';
+import { boundedResource } from '../resource.ts';
 
 export const FENCE_COUNTER_BITS = 40n;
 
@@ -54,9 +55,11 @@ export class RedisLockBackend implements LockBackend {
     });
   }
 
-  /** The Redis keys of a lock; distinct single-letter namespaces keep user keys from colliding. */
-  keys(key: string) {
+  /** The Redis keys of a lock; distinct single-letter namespaces keep user keys from colliding.
+   * A lock key longer than 200 characters appears in them in its bounded form (boundedResource). */
+  keys(name: string) {
     const p = this.prefix;
+    const key = boundedResource(name);
     return { lock: `${p}l:${key}`, fence: `${p}f:${key}`, queue: `${p}q:${key}`, leases: `${p}ql:${key}`, channel: `${p}w:${key}`, epoch: `${p}epoch` };
   }
 
@@ -66,7 +69,7 @@ export class RedisLockBackend implements LockBackend {
 
   attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
     const p = this.prefix;
-    const key = req.key;
+    const key = boundedResource(req.key);
     // A non-fair first attempt may barge, so it needs no queue: the 3-key fast path. Every other
     // attempt (fair, or after a failure, when the caller may be queued) runs the full script.
     const fast = !req.fair && !req.queued;
@@ -74,7 +77,7 @@ export class RedisLockBackend implements LockBackend {
     const keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
     const args = fast ? [req.ownerId, req.ttlMs] : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0'];
     // The common case settles in one step; only a missing epoch takes the slow path.
-    return this.#run(script, key, keys, args).then((r) => this.#attemptResult(req, script, keys, args, r as ScriptReply, 0));
+    return this.#run(script, req.key, keys, args).then((r) => this.#attemptResult(req, script, keys, args, r as ScriptReply, 0));
   }
 
   #attemptResult(req: { key: string; ownerId: string; signal?: AbortSignal | undefined }, script: ScriptName, keys: string[], args: (string | number)[], r: ScriptReply, installs: number): AttemptResult | Promise<AttemptResult> {
@@ -113,7 +116,8 @@ export class RedisLockBackend implements LockBackend {
 
   release(key: string, ownerId: string): Promise<ReleaseResult> {
     const p = this.prefix;
-    return this.#run('releaseLock', key, [`${p}l:${key}`, `${p}q:${key}`, `${p}ql:${key}`], [ownerId, `${p}w:${key}`]).then(releaseResult);
+    const k = boundedResource(key);
+    return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`], [ownerId, `${p}w:${k}`]).then(releaseResult);
   }
 
   async refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void> {
