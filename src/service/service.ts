@@ -101,9 +101,10 @@ export class AllotService {
     rail: PaymentRail,
   ) {
     this.dialect = store.dialect;
+    const keyRetentionMs = Math.max(MIN_KEY_RETENTION_MS, opts.keyPurge?.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS);
     metrics.bind({
       dialect: store.dialect, conn, locksKind: locks.kind, pingDatabase: () => store.ping(), pingLocks: () => locks.ping(), now: () => clock.now(),
-      keyRetentionMs: () => Math.max(MIN_KEY_RETENTION_MS, opts.keyPurge?.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS),
+      keyRetentionMs: () => keyRetentionMs,
     });
     const random = opts.random ?? systemRandom;
     const { redisLock, ...strategyDeps } = opts.strategies ?? {};
@@ -142,7 +143,7 @@ export class AllotService {
       ? new KeyPurgeScheduler(keys, new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
         ...purgeOpts,
         intervalMs,
-        retentionMs: Math.max(MIN_KEY_RETENTION_MS, purgeOpts.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS),
+        retentionMs: keyRetentionMs,
       }, { ...(onStart ? { onStart } : {}), ...(onRun ? { onRun } : {}), ...(onError ? { onError } : {}) })
       : null;
     this.keyPurge?.start();

@@ -8,11 +8,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { AllotService } from '../../src/service/service.ts';
+import { ROOT, runCli, type CliResult } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const tempDirs: string[] = [];
 
 function freshDir(): string {
@@ -21,38 +20,8 @@ function freshDir(): string {
   return dir;
 }
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `allot <args>` to its end, in an environment without allot's own settings. */
-function allot(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Result> {
-  const clean: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(ALLOT_|DATABASE_URL|DB_|PORT$|HOST$|LOG_LEVEL$|NODE_TEST|NODE_OPTIONS$|REDIS_URL$|LOCKS_URL$)/.test(k)) clean[k] = v;
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/allot.js', ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`allot ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 /** One line on stderr, no stack trace. */
-function oneLine(r: Result, pattern: RegExp): void {
+function oneLine(r: CliResult, pattern: RegExp): void {
   assert.ok(!/^\s+at /m.test(r.stderr), `stack trace on stderr:\n${r.stderr}`);
   assert.match(r.stderr, pattern);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -64,13 +33,13 @@ after(() => {
 
 describe('allot exit codes', { concurrency: 2 }, () => {
   test('0: done', async () => {
-    const r = await allot(['--version']);
+    const r = await runCli(['--version']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\d+\.\d+\.\d+/);
   });
 
   test('--help lists the exit codes', async () => {
-    const r = await allot(['--help']);
+    const r = await runCli(['--help']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Exit codes: 0 done, 1 failure.*2 usage.*3 not found.*4 an invariant failed.*5 serve cannot listen.*69 a backend is unavailable/s);
   });
@@ -83,7 +52,7 @@ describe('allot exit codes', { concurrency: 2 }, () => {
     ['a transfer state not in the list', ['transfers', 'list', '--state', 'lost'], /Allowed choices are received, executing, succeeded, failed, unknown/],
   ] as const) {
     test(`2: ${name} (commander, before anything is opened)`, async () => {
-      const r = await allot([...args]);
+      const r = await runCli([...args]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, pattern);
       assert.equal(r.stdout, '');
@@ -91,26 +60,26 @@ describe('allot exit codes', { concurrency: 2 }, () => {
   }
 
   test('2: invalid input (VALIDATION_FAILED) and invalid configuration', async () => {
-    const stock = await allot(['campaign', 'create', '--name', 'x', '--stock', 'abc', '--data-dir', freshDir()]);
+    const stock = await runCli(['campaign', 'create', '--name', 'x', '--stock', 'abc', '--data-dir', freshDir()]);
     assert.equal(stock.code, 2, stock.stderr);
     oneLine(stock, /^allot: VALIDATION_FAILED: --stock must be a whole number, got "abc"/);
-    const port = await allot(['serve'], { PORT: 'abc', ALLOT_DATA_DIR: freshDir() });
+    const port = await runCli(['serve'], { PORT: 'abc', ALLOT_DATA_DIR: freshDir() });
     assert.equal(port.code, 2, port.stderr);
     assert.match(port.stderr, /PORT=abc is not a whole number/);
   });
 
   test('2: a database URL of an unknown scheme names the scheme and the accepted ones', async () => {
-    const r = await allot(['campaign', 'list', '--database-url', 'mongodb://db.example/allot']);
+    const r = await runCli(['campaign', 'list', '--database-url', 'mongodb://db.example/allot']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /unsupported database URL scheme "mongodb:"; use postgres:\/\/, mysql:\/\/, mariadb:\/\/, pglite:\/\/DIR \(or a directory path\) or memory:\/\//);
   });
 
   test('3: not found', async () => {
     const dir = freshDir();
-    const campaign = await allot(['campaign', 'get', 'nope', '--data-dir', dir]);
+    const campaign = await runCli(['campaign', 'get', 'nope', '--data-dir', dir]);
     assert.equal(campaign.code, 3, campaign.stderr);
     oneLine(campaign, /^allot: CAMPAIGN_NOT_FOUND: /);
-    const order = await allot(['transfers', 'get', 'o-nope', '--data-dir', dir]);
+    const order = await runCli(['transfers', 'get', 'o-nope', '--data-dir', dir]);
     assert.equal(order.code, 3, order.stderr);
     oneLine(order, /^allot: ORDER_NOT_FOUND: /);
   });
@@ -133,11 +102,11 @@ describe('allot exit codes', { concurrency: 2 }, () => {
       await service.close();
     }
 
-    const audit = await allot(['audit', 'c1', '--data-dir', dir]);
+    const audit = await runCli(['audit', 'c1', '--data-dir', dir]);
     assert.equal(audit.code, 4, audit.stderr);
     assert.match(audit.stdout, /^FAIL issued=claims /m);
     oneLine(audit, /^allot: audit of c1 FAILED: 1 of \d+ check\(s\) failed: issued=claims$/m);
-    const ledger = await allot(['ledger', 'audit', '--data-dir', dir]);
+    const ledger = await runCli(['ledger', 'audit', '--data-dir', dir]);
     assert.equal(ledger.code, 4, ledger.stderr);
     assert.match(ledger.stdout, /^ledger audit FAILED$/m);
     oneLine(ledger, /^allot: ledger audit FAILED: \d+ of \d+ check\(s\) failed: .*accounts-match-journal/);
@@ -146,14 +115,14 @@ describe('allot exit codes', { concurrency: 2 }, () => {
   test('69: the database or Redis unreachable', async () => {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     for (const url of ['postgres://allot:secret@127.0.0.1:1/allot', 'mysql://allot:secret@127.0.0.1:1/allot']) {
-      const r = await allot(['campaign', 'list', '--database-url', url]);
+      const r = await runCli(['campaign', 'list', '--database-url', url]);
       assert.equal(r.code, 69, r.stderr);
       oneLine(r, /^allot: UNAVAILABLE: cannot reach the database \((postgres|mysql), (postgres|mysql):\/\/allot:\*\*\*@127\.0\.0\.1:1\/allot\): .*ECONNREFUSED.*; check DATABASE_URL/);
       assert.ok(!r.stderr.includes('secret'), 'the password was printed');
     }
     // The database answers (the PostgreSQL `npm test` started, else an embedded one); Redis not.
     const db = process.env.DATABASE_URL_PG ? ['--database-url', process.env.DATABASE_URL_PG] : ['--data-dir', freshDir()];
-    const redis = await allot(['campaign', 'list', ...db], { REDIS_URL: 'redis://127.0.0.1:1' });
+    const redis = await runCli(['campaign', 'list', ...db], { REDIS_URL: 'redis://127.0.0.1:1' });
     assert.equal(redis.code, 69, redis.stderr);
     oneLine(redis, /^allot: UNAVAILABLE: cannot reach Redis at redis:\/\/127\.0\.0\.1:1.*; check LOCKS_URL \/ REDIS_URL/);
   });
@@ -183,7 +152,7 @@ describe('allot exit codes', { concurrency: 2 }, () => {
 
     test('5: serve on a port in use exits before anything is created, naming the port and how to pick another', async () => {
       const dir = join(freshDir(), 'new-data-dir');
-      const r = await allot(['serve', '--port', String(port)], { ALLOT_DATA_DIR: dir });
+      const r = await runCli(['serve', '--port', String(port)], { ALLOT_DATA_DIR: dir });
       assert.equal(r.code, 5, r.stderr);
       assert.match(r.stderr, new RegExp(`^allot: checking port ${port} on 127\\.0\\.0\\.1… failed`, 'm'));
       assert.match(r.stderr, new RegExp(`^allot: port ${port} on 127\\.0\\.0\\.1 is in use .*--port <n> or PORT=<n> \\(PORT=0 takes any free one\\)\\. Nothing was created\\.$`, 'm'));
@@ -192,7 +161,7 @@ describe('allot exit codes', { concurrency: 2 }, () => {
     });
 
     test('69: the embedded database is held by the running server', async () => {
-      const r = await allot(['campaign', 'list', '--data-dir', dataDir]);
+      const r = await runCli(['campaign', 'list', '--data-dir', dataDir]);
       assert.equal(r.code, 69, r.stderr);
       oneLine(r, /^allot: UNAVAILABLE: the embedded database in .* is in use by another allot process \(pid \d+\); stop it first/);
     });

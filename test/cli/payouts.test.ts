@@ -5,8 +5,6 @@
 // payout sweep) closes it and exits.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { isAllotError } from '../../src/core/errors.ts';
 import {
   balancesCommand, cliEnv, fundCommand, ledgerAudit, transferGet, transferList, transferResolve, transferSend, withdrawCommand,
@@ -14,8 +12,8 @@ import {
 import { exitCodeFor } from '../../src/cli/exit-codes.ts';
 import { InProcessSimRail } from '../../src/rail/in-process.ts';
 import { AllotService } from '../../src/service/service.ts';
+import { runCli, type CliResult } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DB = { databaseUrl: 'memory://' };
 
 describe('payout commands (in-process)', () => {
@@ -159,28 +157,7 @@ describe('payout commands (in-process)', () => {
   });
 });
 
-function allot(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(ALLOT_|DATABASE_URL|DB_|PORT$|HOST$|LOG_LEVEL$|NODE_TEST|NODE_OPTIONS$|REDIS_URL$|LOCKS_URL$)/.test(k)) env[k] = v;
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/allot.js', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`allot ${args.join(' ')} did not exit within 60 s; stderr: ${stderr}`));
-    }, 60_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const allot = (...args: string[]): Promise<CliResult> => runCli(args);
 
 describe('payout commands (real processes)', () => {
   test('a command that opens the service and its payout sweep closes it and exits', async () => {
