@@ -4,7 +4,7 @@
 // at most 3 claims per user (and per UTC day). Run per server dialect and strategy; then the
 // same race on PostgreSQL with an admin adding stock and pausing/resuming during it.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -12,7 +12,7 @@ import { AllotService } from '../../src/service/service.ts';
 import type { Claim } from '../../src/core/claim.ts';
 import { dialects, STRATEGIES } from '../helpers/dialects.ts';
 import { once, shuffle } from './race-harness.ts';
-import type { Draw, DrawResult, Job } from './lottery-race-worker.ts';
+import type { Draw, DrawResult, WorkerMessage } from './lottery-race-worker.ts';
 
 const WORKERS = 4;
 const DRAWS = 1_000;
@@ -53,25 +53,40 @@ interface Race {
   go: number;
 }
 
-/** Runs the race; `during(go)` runs in this process from the moment "go" is sent. */
-async function race(url: string, campaignId: string, lockPrefix: string, draws: Draw[], during?: (go: number) => Promise<void>): Promise<Race> {
+/** WORKERS processes, each with its own service (own pool, own lock client), kept for every race of a dialect. */
+async function startWorkers(url: string, lockPrefix: string): Promise<ChildProcess[]> {
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  try {
-    const ready = children.map((c) => once<{ type: string; results?: DrawResult[]; go?: number; finished?: number }>(c, 'ready'));
-    children.forEach((c, i) => {
-      const job: Job = { url, locksUrl: process.env.REDIS_URL, lockPrefix, campaignId, draws: draws.filter((_, j) => j % WORKERS === i) };
-      c.send(job);
-    });
-    await Promise.all(ready);
-    const done = children.map((c) => once<{ type: string; results?: DrawResult[]; go?: number; finished?: number }>(c, 'done'));
-    const go = Date.now();
-    for (const c of children) c.send('go');
-    const [msgs] = await Promise.all([Promise.all(done), during?.(go)]);
-    const wallMs = Math.max(...msgs.map((m) => m.finished!)) - Math.min(...msgs.map((m) => m.go!));
-    return { results: msgs.flatMap((m) => m.results ?? []), wallMs, go };
-  } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  }
+  const ready = children.map((c) => once<{ type: string }>(c, 'ready'));
+  const open: WorkerMessage = { type: 'open', url, lockPrefix, ...(process.env.REDIS_URL ? { locksUrl: process.env.REDIS_URL } : {}) };
+  for (const c of children) c.send(open);
+  await Promise.all(ready);
+  return children;
+}
+
+async function stopWorkers(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      c.send({ type: 'close' } satisfies WorkerMessage);
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
+/** Runs the race on the workers; `during(go)` runs in this process from the moment "go" is sent. */
+async function race(children: ChildProcess[], campaignId: string, draws: Draw[], during?: (go: number) => Promise<void>): Promise<Race> {
+  const armed = children.map((c) => once<{ type: string }>(c, 'armed'));
+  children.forEach((c, i) => c.send({ type: 'job', campaignId, draws: draws.filter((_, j) => j % WORKERS === i) } satisfies WorkerMessage));
+  await Promise.all(armed);
+  const done = children.map((c) => once<{ type: string; results?: DrawResult[]; go?: number; finished?: number }>(c, 'done'));
+  const go = Date.now();
+  for (const c of children) c.send({ type: 'go' } satisfies WorkerMessage);
+  const [msgs] = await Promise.all([Promise.all(done), during?.(go)]);
+  const wallMs = Math.max(...msgs.map((m) => m.finished!)) - Math.min(...msgs.map((m) => m.go!));
+  return { results: msgs.flatMap((m) => m.results ?? []), wallMs, go };
 }
 
 async function allClaims(service: AllotService, id: string): Promise<Claim[]> {
@@ -153,13 +168,17 @@ after(() => {
 for (const d of dialects({ servers: true })) {
   describe(`lottery race on ${d.name}`, () => {
     let service: AllotService;
+    let workers: ChildProcess[] = [];
     const lockPrefix = `lrace-${randomUUID().slice(0, 8)}:`;
     before(async () => {
       service = await AllotService.open({
         config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix },
       });
+      // The service above migrated the database; the workers open it without migrating.
+      workers = await startWorkers(d.url(), lockPrefix);
     });
     after(async () => {
+      await stopWorkers(workers);
       await service?.close();
     });
 
@@ -167,7 +186,7 @@ for (const d of dialects({ servers: true })) {
       test(`${strategy}: ${WORKERS} processes, ${DRAWS} draws by ${USERS} users, ${PHONES} phones + ${MUGS} mugs`, async (t: TestContext) => {
         const id = `lrace-${strategy}-${randomUUID().slice(0, 8)}`;
         await createLottery(service, id, strategy);
-        const { results, wallMs } = await race(d.url(), id, lockPrefix, workload(0));
+        const { results, wallMs } = await race(workers, id, workload(0));
         const ok = await checkRace(service, id, strategy, results, ['SOLD_OUT', 'USER_LIMIT_REACHED'], { phone: PHONES, mug: MUGS }, true);
         const rate = `${d.name} ${strategy}: ${Math.round((DRAWS * 1000) / wallMs)} draws/s (${wallMs} ms; ${ok.length} won, ${results.filter((r) => r.status === 409).length} refused, ${results.filter((r) => r.status === 0).length} gave up)`;
         rates.push(rate);
@@ -206,7 +225,7 @@ for (const d of dialects({ servers: true })) {
           };
           // Spread over 3 s (not all at once) so that draws start before, during and after the
           // pause: a draw reads the campaign's settings when it starts.
-          const { results } = await race(d.url(), id, lockPrefix, workload(3_000), admin);
+          const { results } = await race(workers, id, workload(3_000), admin);
           const ok = await checkRace(service, id, strategy, results, ['SOLD_OUT', 'USER_LIMIT_REACHED', 'CAMPAIGN_NOT_ACTIVE'], stock, false);
           // A CAMPAIGN_NOT_ACTIVE comes only from the pause: a draw that started after it was
           // asked for, and no later than an instance's settings cache could still hold it.

@@ -1,14 +1,13 @@
-// A race-test worker process: opens its own service (own connection pool), waits for "go",
-// fires its share of claims all at once, and reports every outcome to the parent.
+// A race-test worker process: opens its own service (own connection pool) once, then runs one
+// race per job: arms its share of claims, waits for "go", fires them all at once, and reports
+// every outcome to the parent. One pool of workers serves every strategy of a dialect.
 import { AllotService } from '../../src/service/service.ts';
 
-interface Job {
-  url: string;
-  locksUrl?: string;
-  lockPrefix?: string;
-  campaignId: string;
-  claims: Array<{ userId: string; key: string | null }>;
-}
+export type WorkerMessage =
+  | { type: 'open'; url: string; locksUrl?: string; lockPrefix?: string }
+  | { type: 'job'; campaignId: string; claims: Array<{ userId: string; key: string | null }> }
+  | { type: 'go' }
+  | { type: 'close' };
 
 interface Result {
   userId: string;
@@ -20,19 +19,28 @@ interface Result {
 
 const send = (msg: unknown) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
 
-process.once('message', async (job: Job) => {
-  const service = await AllotService.open({
-    config: { databaseUrl: job.url, dbPoolSize: 10, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: job.locksUrl, lockPrefix: job.lockPrefix },
-    migrate: false,
-  });
-  await send({ type: 'ready' });
-  process.once('message', async () => {
+let service: AllotService | undefined;
+let job: Extract<WorkerMessage, { type: 'job' }> | undefined;
+
+process.on('message', async (msg: WorkerMessage) => {
+  if (msg.type === 'open') {
+    service = await AllotService.open({
+      config: { databaseUrl: msg.url, dbPoolSize: 10, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: msg.locksUrl, lockPrefix: msg.lockPrefix },
+      migrate: false,
+    });
+    await send({ type: 'ready' });
+  } else if (msg.type === 'job') {
+    job = msg;
+    await send({ type: 'armed' });
+  } else if (msg.type === 'go') {
+    const s = service!;
+    const { campaignId, claims } = job!;
     const results: Result[] = await Promise.all(
-      job.claims.map(async (c) => {
+      claims.map(async (c) => {
         try {
           // Like a real client: while the first request under a key runs, wait and ask again.
           for (let attempt = 0; ; attempt++) {
-            const out = await service.claim(job.campaignId, c.userId, c.key);
+            const out = await s.claim(campaignId, c.userId, c.key);
             const code = (out.body as { error?: { code?: string } }).error?.code;
             if (code !== 'IDEMPOTENCY_IN_PROGRESS' || attempt >= 600) return { ...c, status: out.status, body: out.body };
             await new Promise((r) => setTimeout(r, 50));
@@ -43,8 +51,9 @@ process.once('message', async (job: Job) => {
         }
       }),
     );
-    await service.close();
     await send({ type: 'done', results });
+  } else if (msg.type === 'close') {
+    await service?.close();
     process.disconnect();
-  });
+  }
 });

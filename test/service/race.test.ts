@@ -2,13 +2,14 @@
 // 100 from 300 users, every user claiming twice (half of the repeats are retries with the same
 // Idempotency-Key, half new requests). Run per server dialect and strategy.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { AllotService } from '../../src/service/service.ts';
 import { dialects, STRATEGIES } from '../helpers/dialects.ts';
 import { once, shuffle } from './race-harness.ts';
+import type { WorkerMessage } from './race-worker.ts';
 
 const WORKERS = 4;
 const USERS = 300;
@@ -25,7 +26,7 @@ interface Result {
 
 
 
-async function race(url: string, campaignId: string, lockPrefix: string): Promise<Result[]> {
+function claimsFor(): Array<{ userId: string; key: string | null }> {
   const claims: Array<{ userId: string; key: string | null }> = [];
   for (let u = 0; u < USERS; u++) {
     const userId = `user-${u}`;
@@ -37,31 +38,57 @@ async function race(url: string, campaignId: string, lockPrefix: string): Promis
       claims.push({ userId, key: null }, { userId, key: `k-${u}` });
     }
   }
-  shuffle(claims);
+  return shuffle(claims);
+}
+
+/** WORKERS processes, each with its own service (own pool, own lock client), kept for every race of a dialect. */
+async function startWorkers(url: string, lockPrefix: string): Promise<ChildProcess[]> {
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  try {
-    const share = (i: number) => claims.filter((_, j) => j % WORKERS === i);
-    const ready = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'ready'));
-    children.forEach((c, i) => c.send({ url, locksUrl: process.env.REDIS_URL, lockPrefix, campaignId, claims: share(i) }));
-    await Promise.all(ready);
-    const done = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'done'));
-    for (const c of children) c.send('go');
-    return (await Promise.all(done)).flatMap((m) => m.results ?? []);
-  } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  }
+  const ready = children.map((c) => once<{ type: string }>(c, 'ready'));
+  const open: WorkerMessage = { type: 'open', url, lockPrefix, ...(process.env.REDIS_URL ? { locksUrl: process.env.REDIS_URL } : {}) };
+  for (const c of children) c.send(open);
+  await Promise.all(ready);
+  return children;
+}
+
+async function race(children: ChildProcess[], campaignId: string): Promise<Result[]> {
+  const claims = claimsFor();
+  const share = (i: number) => claims.filter((_, j) => j % WORKERS === i);
+  const armed = children.map((c) => once<{ type: string }>(c, 'armed'));
+  children.forEach((c, i) => c.send({ type: 'job', campaignId, claims: share(i) } satisfies WorkerMessage));
+  await Promise.all(armed);
+  const done = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'done'));
+  for (const c of children) c.send({ type: 'go' } satisfies WorkerMessage);
+  return (await Promise.all(done)).flatMap((m) => m.results ?? []);
+}
+
+async function stopWorkers(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      c.send({ type: 'close' } satisfies WorkerMessage);
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
 }
 
 for (const d of dialects({ servers: true })) {
   describe(`race on ${d.name}`, () => {
     let service: AllotService;
+    let workers: ChildProcess[] = [];
     const lockPrefix = `race-${randomUUID().slice(0, 8)}:`;
     before(async () => {
       service = await AllotService.open({
         config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix },
       });
+      // The service above migrated the database; the workers open it without migrating.
+      workers = await startWorkers(d.url(), lockPrefix);
     });
     after(async () => {
+      await stopWorkers(workers);
       await service?.close();
     });
 
@@ -69,7 +96,7 @@ for (const d of dialects({ servers: true })) {
       test(`${strategy}: ${WORKERS} processes, ${USERS * 2} claims, stock ${STOCK}`, async () => {
         const id = `race-${strategy}-${randomUUID().slice(0, 8)}`;
         await service.createCampaign({ id, kind: 'coupon', name: 'race', stock: STOCK, strategy });
-        const results = await race(d.url(), id, lockPrefix);
+        const results = await race(workers, id);
         assert.equal(results.length, USERS * 2);
         // Optimistic strategies may give up under contention: a 503 that issued nothing, counted.
         const optimistic = strategy.startsWith('optimistic');
