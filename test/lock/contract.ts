@@ -7,7 +7,6 @@ import {
   LockLostError,
   LockTimeoutError,
   LockValidityError,
-  NotOwnerError,
   type LockBackend,
   type LockEvent,
   type LockProvider,
@@ -88,17 +87,36 @@ export function lockContract(name: string, setup: () => Promise<ContractHarness>
       await b.release();
     });
 
-    it('refuses release by a non-owner (NotOwnerError) and keeps the new holder', async () => {
+    it('release after the lock was lost resolves, reports the loss and keeps the new holder', async () => {
       const key = k('owner');
       const a = await p.acquire(key, { ttlMs: 100 });
       await delay(150);
       assert.ok(a.signal.aborted, 'expired lease signals loss');
       assert.ok(a.signal.reason instanceof LockLostError);
       const b = await p.acquire(key, { ttlMs: 5_000, timeoutMs: 1_000 });
-      await assert.rejects(a.release(), NotOwnerError);
+      await a.release();
+      assert.equal(a.lost, true);
       assert.equal(await p.tryAcquire(key), null, 'b still holds');
       await assert.rejects(a.extend(), LockLostError);
       await b.release();
+    });
+
+    it('adopts a lock acquired elsewhere under a chosen identifier, with its fence', async () => {
+      const key = k('adopt');
+      const identifier = `job-${key}`;
+      const scheduler = await p.acquire(key, { ttlMs: 5_000, identifier });
+      assert.equal(scheduler.ownerId, identifier);
+      const worker = await h.make().adopt(key, { identifier, fence: scheduler.fence, ttlMs: 5_000 });
+      assert.equal(worker.fence, scheduler.fence);
+      await worker.extend(5_000);
+      await assert.rejects(h.make().adopt(key, { identifier: 'someone-else' }), LockLostError);
+      await assert.rejects(h.make().adopt(key, { identifier, fence: scheduler.fence - 1n }), LockLostError);
+      await worker.release();
+      assert.equal(worker.lost, false);
+      const next = await p.tryAcquire(key);
+      assert.ok(next && next.fence > scheduler.fence, 'released by the adopter');
+      await assert.rejects(h.make().adopt(key, { identifier }), LockLostError);
+      await next.release();
     });
 
     it('extends a lease', async () => {

@@ -1,6 +1,7 @@
 // A process that uses a provider and then closes it (and its Redis client) exits by itself: no
 // renewal loop, wake-up subscription, sweeper or expiry timer keeps it alive. Runs the README's
 // usage in a child process (test/lock/fixtures/lifecycle.ts) on both Redis clients and in-process.
+// Nor does an idle Redis provider that was never closed (test/lock/fixtures/lifecycle-no-close.ts).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -8,13 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { redisUrl, uniquePrefix } from './redis-harness.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/lifecycle.ts', import.meta.url));
+const NO_CLOSE_FIXTURE = fileURLToPath(new URL('./fixtures/lifecycle-no-close.ts', import.meta.url));
 /** generous: an exit held up by a timer or a connection takes at least the lease's TTL (60 s) or forever */
 const EXIT_WITHIN_MS = 5_000;
 
 /** Runs the fixture; resolves how long the process took to exit after printing "done". */
-function runFixture(args: string[]): Promise<number> {
+function runFixture(args: string[], fixture = FIXTURE): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let doneAt: number | undefined;
@@ -59,4 +61,23 @@ describe('lock lifecycle', { concurrency: true }, () => {
     const ms = await runFixture(['memory']);
     assert.ok(ms < EXIT_WITHIN_MS, `exited ${ms} ms after its last call`);
   });
+});
+
+// Apart from the group above (five child processes starting at once overload a small machine).
+// The pub/sub connection a waiter opened closes once idle (after the channel's linger, 2 s).
+describe('lock lifecycle without close()', { concurrency: true }, () => {
+  let srv: { url: string; stop(): Promise<void> };
+  before(async () => {
+    srv = await redisUrl();
+  });
+  after(async () => {
+    await srv.stop();
+  });
+
+  for (const kind of ['ioredis', 'node-redis'] as const) {
+    it(`a process that waited for a lock exits by itself without close() (Redis through ${kind})`, async () => {
+      const ms = await runFixture([kind, srv.url, uniquePrefix(`noclose-${kind}`)], NO_CLOSE_FIXTURE);
+      assert.ok(ms < EXIT_WITHIN_MS, `exited ${ms} ms after its last call`);
+    });
+  }
 });

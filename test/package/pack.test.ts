@@ -84,12 +84,14 @@ export { AllotService, AllotError, buildApp, loadConfig, createStrategies, SqlFe
 const LOCK_CONSUMER = `
 import { createClient } from 'redis';
 import { createRedisLockProvider, fromNodeRedis, MemoryFenceAnchor, LockTimeoutError, type Lease } from '@allot/lock';
+import { Mutex } from '@allot/lock/compat';
 
 const redis = await createClient({ url: process.env.REDIS_URL }).connect();
 const locks = createRedisLockProvider({ client: fromNodeRedis(redis), fenceAnchor: new MemoryFenceAnchor() });
 export const fence: bigint = await locks.using('k', { ttlMs: 1_000 }, async (_signal: AbortSignal, lease: Lease) => lease.fence);
 await locks.close();
 await redis.close();
+export const mutex: Mutex = new Mutex(redis, 'k', { lockTimeout: 1_000 });
 export { LockTimeoutError };
 `;
 
@@ -167,8 +169,10 @@ describe('package', () => {
     const script = `
       const allot = await import('allot');
       const lock = await import('allot/lock');
+      const compat = await import('allot/lock/compat');
       const names = ['AllotService', 'buildApp', 'loadConfig', 'createRedisLockProvider'].filter((n) => typeof allot[n] !== 'function');
       names.push(...['createRedisLockProvider', 'createMemoryLockProvider', 'fromIoredis', 'fromNodeRedis', 'registerLockMetrics'].filter((n) => typeof lock[n] !== 'function'));
+      names.push(...['Mutex', 'TimeoutError', 'LostLockError'].filter((n) => typeof compat[n] !== 'function').map((n) => 'compat.' + n));
       if (names.length) throw new Error('missing exports: ' + names.join(', '));
       console.log('ok');`;
     const r = ok(await run(process.execPath, ['--input-type=module', '-e', script], full), 'node import');

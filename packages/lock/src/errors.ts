@@ -48,9 +48,36 @@ export class NotOwnerError extends LockError {
 export class LockBackendError extends LockError {
   readonly code = LockErrorCode.backend;
   override readonly name = 'LockBackendError';
+  /** true when retrying cannot help (see permanentBackendCause): the provider fails at once */
+  readonly permanent: boolean;
   constructor(key: string, operation: string, cause: unknown) {
-    super(key, `lock backend failed during ${operation} of "${key}": ${describe(cause)}`, { cause });
+    const why = permanentBackendCause(cause);
+    super(key, `lock backend failed during ${operation} of "${key}": ${describe(cause)}${why ? ` (not retried: ${why})` : ''}`, { cause });
+    this.permanent = why !== undefined;
   }
+}
+
+/**
+ * Backend replies that cannot succeed on retry, with what to check. The one place errors are
+ * classified: a LockBackendError whose cause matches is `permanent`, and the provider throws it at
+ * once instead of retrying until timeoutMs. Transient replies (READONLY, LOADING, BUSY,
+ * MASTERDOWN, CLUSTERDOWN, TRYAGAIN, connection errors) are deliberately absent.
+ */
+const PERMANENT_CAUSES: readonly (readonly [RegExp, string])[] = [
+  [/\bunknown (sub)?command\b/i, 'the Redis server or client lacks a command the lock library needs (EVALSHA, EVAL, SCRIPT LOAD, PUBLISH, SUBSCRIBE, TIME); check the server version and renamed or disabled commands'],
+  [/\bNOSCRIPT\b/, 'the script was still unknown right after SCRIPT LOAD: is a proxy spreading one connection over several servers?'],
+  [/\b(NOPERM|NOAUTH|WRONGPASS)\b/, 'the Redis user may not run a command or touch a key the lock library needs; grant it +@scripting +publish +subscribe +time and the lock key prefix'],
+  [/\bWRONGTYPE\b/, 'a key under the lock prefix holds another data type; use a prefix nothing else writes to'],
+  [/subscriber mode|pub\/?sub mode|allowed in this context/i, 'the connection is in subscriber mode; give the lock provider a connection that is not used for SUBSCRIBE'],
+  [/\bCROSSSLOT\b/, "the keys of one lock operation are in different hash slots"],
+];
+
+/** Why a backend failure cannot succeed on retry, or undefined when it may be transient. */
+export function permanentBackendCause(cause: unknown): string | undefined {
+  const text = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : undefined;
+  if (!text) return undefined;
+  for (const [re, why] of PERMANENT_CAUSES) if (re.test(text)) return why;
+  return undefined;
 }
 
 /** Named AbortError so generic `err.name === 'AbortError'` checks keep working. */

@@ -1,6 +1,6 @@
 // One acquisition (LeaseState) and the handles on it (LeaseHandle): expiry tracking, the
 // renewal watchdog, loss signalling and reference-counted release for opt-in reentrancy.
-import { LockBackendError, LockLostError, NotOwnerError } from './errors.ts';
+import { LockBackendError, LockLostError } from './errors.ts';
 import type { ExtendResult, Lease, LockBackend, LockEvent, ReleaseResult } from './types.ts';
 import type { LockMetrics } from './metrics.ts';
 
@@ -25,6 +25,8 @@ export class LeaseState {
   #expiryTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #done = false;
+  #renewing: boolean;
+  readonly #renewEveryMs: number;
 
   constructor(
     readonly ctx: LeaseContext,
@@ -34,12 +36,23 @@ export class LeaseState {
     readonly ttlMs: number,
     startedAt: number,
     readonly autoExtend: boolean,
+    /** the watchdog's interval; default ttlMs / 3 */
+    renewIntervalMs?: number,
   ) {
     this.expiresAt = startedAt + ttlMs - ctx.drift(ttlMs);
+    this.#renewEveryMs = renewIntervalMs ?? Math.max(1, Math.floor(ttlMs / 3));
+    this.#renewing = autoExtend;
     if (autoExtend) {
       this.#armExpiry();
-      this.#scheduleRenew(Math.max(1, Math.floor(ttlMs / 3)));
+      this.#scheduleRenew(this.#renewEveryMs);
     }
+  }
+
+  /** Stops the watchdog; the lease stays, and is lost at expiresAt unless extended by hand. */
+  stopRenewal(): void {
+    this.#renewing = false;
+    clearTimeout(this.#renewTimer);
+    this.#renewTimer = undefined;
   }
 
   get done(): boolean {
@@ -94,6 +107,8 @@ export class LeaseState {
     return this.#releasing;
   }
 
+  // Release after a loss is not an error (redis-semaphore users call it in `finally`): it resolves,
+  // and the loss is reported once, here or earlier by the watchdog, expiry timer or extend().
   #release(): Promise<void> {
     this.#stop();
     this.#done = true;
@@ -106,9 +121,10 @@ export class LeaseState {
     }
     return pending.then(
       (result) => {
-        // notHeld: the lease expired and nobody took it since; nothing to undo.
+        // released while lost: still held, but past a deadline it could no longer prove (reported then)
         if (result === 'released') this.ctx.onReleased?.(this.key);
-        else if (result === 'notOwner') throw new NotOwnerError(this.key, this.ownerId);
+        // notHeld: it expired (nobody took it since); notOwner: another owner holds it, left alone.
+        else this.#reportLoss(new LockLostError(this.key, result === 'notOwner' ? 'held by another owner when released' : 'expired before it was released'));
       },
       (error: unknown) => {
         throw error instanceof LockBackendError ? error : new LockBackendError(this.key, 'release', error);
@@ -120,6 +136,12 @@ export class LeaseState {
     if (this.#done) return;
     this.#done = true;
     this.#stop();
+    this.#reportLoss(error);
+  }
+
+  /** Records the loss and tells the signal, metrics and event hook, once per acquisition. */
+  #reportLoss(error: LockLostError): void {
+    if (this.#lost) return;
     this.#lost = error;
     this.#controller?.abort(error);
     this.ctx.metrics.lost?.({ backend: this.ctx.backend.name, key: this.key, reason: error.reason });
@@ -146,18 +168,18 @@ export class LeaseState {
 
   #scheduleRenew(ms: number): void {
     clearTimeout(this.#renewTimer);
-    if (this.#done) return;
+    if (this.#done || !this.#renewing) return;
     // Referenced on purpose: a held, auto-extended lease is live work that keeps the process up.
     this.#renewTimer = setTimeout(() => void this.#renew(), ms);
   }
 
   // Never throws: failures are retried until the lease deadline, then the expiry timer loses it.
   async #renew(): Promise<void> {
-    if (this.#done) return;
+    if (this.#done || !this.#renewing) return;
     try {
       await this.extend();
       this.ctx.metrics.renewed?.({ backend: this.ctx.backend.name, key: this.key });
-      this.#scheduleRenew(Math.max(1, Math.floor(this.ttlMs / 3)));
+      this.#scheduleRenew(this.#renewEveryMs);
     } catch (error) {
       if (this.#done) return;
       this.ctx.metrics.renewFailed?.({ backend: this.ctx.backend.name, key: this.key });
@@ -165,6 +187,11 @@ export class LeaseState {
         this.ctx.emit({ type: 'renewFailed', key: this.key, ownerId: this.ownerId, error });
       } catch {
         // an event hook must not stop the watchdog
+      }
+      // A failure no retry can fix: the lease cannot be proven held any more, say so now.
+      if (error instanceof LockBackendError && error.permanent) {
+        this.lose(new LockLostError(this.key, `renewal impossible: ${error.message}`, { cause: error }));
+        return;
       }
       const remaining = this.expiresAt - this.ctx.now();
       if (remaining <= 0) return; // expiry timer fires now
@@ -202,6 +229,14 @@ export class LeaseHandle implements Lease {
   release(): Promise<void> {
     this.#released ??= this.state.releaseOne();
     return this.#released;
+  }
+
+  get lost(): boolean {
+    return this.state.lost;
+  }
+
+  stopRenewal(): void {
+    this.state.stopRenewal();
   }
 
   reenter(): Lease {

@@ -1,8 +1,8 @@
 // The generic LockProvider over any LockBackend: waiting (pub/sub latch or jittered backoff,
 // each wait bounded by the holder's remaining TTL), waiter-queue leases, validity, metrics.
 import { randomBytes } from 'node:crypto';
-import { LockAbortedError, LockBackendError, LockError, LockTimeoutError, LockValidityError } from './errors.ts';
-import { DEFAULT_LOCK_OPTIONS, driftMs, resolveOptions, type AcquireOptions, type LockDefaults, type ResolvedAcquireOptions } from './options.ts';
+import { LockAbortedError, LockBackendError, LockError, LockLostError, LockTimeoutError, LockValidityError } from './errors.ts';
+import { DEFAULT_LOCK_OPTIONS, checkIdentifier, driftMs, resolveOptions, type AcquireOptions, type AdoptOptions, type LockDefaults, type ResolvedAcquireOptions } from './options.ts';
 import { LeaseState, type LeaseContext } from './lease.ts';
 import { NOOP_LOCK_METRICS, callHook, guardMetrics, hookErrorReporter, type HookErrorHandler, type LockMetrics } from './metrics.ts';
 import { DeadlineSweeper, WakeLatch, jitteredBackoffMs, sleep } from './wait.ts';
@@ -96,6 +96,45 @@ export class BackendLockProvider implements LockProvider {
     }
   }
 
+  async adopt(key: string, opts: AdoptOptions): Promise<Lease> {
+    const { identifier } = opts;
+    checkIdentifier(identifier);
+    const o = this.#options({ ttlMs: opts.ttlMs, autoExtend: opts.autoExtend, renewIntervalMs: opts.renewIntervalMs, signal: opts.signal, identifier });
+    if (o.signal?.aborted) throw new LockAbortedError(key, o.signal.reason);
+    const started = this.#now();
+    // Prove the identifier holds the lock (and renew it), then read that holding's fence: an
+    // attempt by the holder returns its own fence. Should the lock have lapsed in between, that
+    // attempt is a fresh acquisition with a new, higher fence: still correctly fenced.
+    const renewed = await this.#call(key, 'adopt', () => this.#be.extend(key, identifier, o.ttlMs));
+    if (renewed !== 'extended') throw new LockLostError(key, `cannot adopt: ${renewed === 'notOwner' ? 'held by another owner' : 'not held'} (identifier ${identifier})`);
+    const r = await this.#call(key, 'adopt', () => this.#be.attempt({ key, ownerId: identifier, ttlMs: o.ttlMs, fair: false, waiterTtlMs: o.waiterTtlMs, queued: true, signal: o.signal }));
+    if (!r.acquired) {
+      // it lapsed and another owner took it; the attempt may have queued us
+      this.#be.leaveQueue(key, identifier).catch((error: unknown) => this.#emit({ type: 'backendError', error }));
+      throw new LockLostError(key, `cannot adopt: held by another owner (identifier ${identifier})`);
+    }
+    if (opts.fence !== undefined && r.fence !== opts.fence) {
+      // Held under this identifier, but by another acquisition than the one we were handed.
+      throw new LockLostError(key, `cannot adopt: the lock held under identifier ${identifier} has fence ${r.fence}, not ${opts.fence}`);
+    }
+    const handle = new LeaseState(this.#ctx, key, identifier, r.fence, o.ttlMs, started, o.autoExtend, o.renewIntervalMs).open();
+    const refused = this.#refusal(key, o, started);
+    if (refused) {
+      await handle.release().catch(() => undefined);
+      throw refused;
+    }
+    return handle;
+  }
+
+  /** One backend call outside the acquire loop: errors become LockBackendError. */
+  async #call<T>(key: string, operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw error instanceof LockError ? error : new LockBackendError(key, operation, error);
+    }
+  }
+
   close(): Promise<void> {
     return this.#be.close();
   }
@@ -115,7 +154,7 @@ export class BackendLockProvider implements LockProvider {
     if (signal?.aborted) throw new LockAbortedError(key, signal.reason);
     const started = this.#now();
     const deadline = started + o.timeoutMs;
-    const ownerId = this.#newOwnerId();
+    const ownerId = o.identifier ?? this.#newOwnerId();
     let attempts = 0;
     let waitedMs = 0;
     let latch: WakeLatch | undefined;
@@ -142,9 +181,10 @@ export class BackendLockProvider implements LockProvider {
           r = await this.#boundedAttempt(key, ownerId, o, budget, mayBeQueued);
         } catch (error) {
           // Transient backend failures (connection lost, Redis restarting) are retried with
-          // backoff until the deadline; the last one is what the caller sees.
+          // backoff until the deadline; the last one is what the caller sees. A permanent one
+          // (a missing command, no permission: see permanentBackendCause) fails at once.
           const left = deadline - this.#now();
-          if (!(error instanceof LockBackendError) || left <= 0) throw error;
+          if (!(error instanceof LockBackendError) || error.permanent || left <= 0) throw error;
           this.#emit({ type: 'backendError', error });
           await this.#pause(key, Math.min(left, jitteredBackoffMs(++backendFailures, o.retryBaseDelayMs * 4, o.retryMaxDelayMs)), signal);
           continue;
@@ -155,7 +195,7 @@ export class BackendLockProvider implements LockProvider {
         if (r.acquired) {
           queued = false;
           if (this.#afterAttempt) await this.#runAfterAttempt(key);
-          const handle = new LeaseState(this.#ctx, key, ownerId, r.fence, o.ttlMs, attemptStart, o.autoExtend).open();
+          const handle = new LeaseState(this.#ctx, key, ownerId, r.fence, o.ttlMs, attemptStart, o.autoExtend, o.renewIntervalMs).open();
           const refused = this.#refusal(key, o, attemptStart);
           if (refused) {
             await handle.release().catch(() => undefined);

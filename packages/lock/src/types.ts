@@ -1,6 +1,6 @@
 // The lock library's public contracts: the provider, the lease handle, events, and the
 // narrow backend interface each store (memory, Redis, later Sentinel/Cluster/Redlock/etcd) implements.
-import type { AcquireOptions } from './options.ts';
+import type { AcquireOptions, AdoptOptions } from './options.ts';
 import type { LockError, LockLostError } from './errors.ts';
 
 export interface Lease extends AsyncDisposable {
@@ -14,8 +14,21 @@ export interface Lease extends AsyncDisposable {
   readonly signal: AbortSignal;
   /** renews to ttlMs (default: the acquisition's ttl); throws LockLostError if the lock is gone */
   extend(ttlMs?: number): Promise<void>;
-  /** idempotent; the lock is released when every handle from reenter() is released */
+  /**
+   * Idempotent and safe in `finally`: it never throws because the lock was lost. When the lease
+   * had been lost before this call (expired, renewal failed, or another owner holds the lock: that
+   * holder is left alone) it resolves all the same, with `lost` true, the signal aborted with a
+   * LockLostError and one 'lost' event emitted. Rejects only with a LockBackendError (the backend
+   * did not answer; the TTL frees the lock). With reenter(), the lock is released when every
+   * handle is released.
+   */
   release(): Promise<void>;
+  /** true once the lease is known lost (the signal aborted); after release(), whether it had been
+   * lost before it was released */
+  readonly lost: boolean;
+  /** stops the watchdog (autoExtend, using()) and keeps the lease: it then lasts until expiresAt
+   * unless extend() is called; the signal still aborts when that deadline passes */
+  stopRenewal(): void;
   /** a child handle on the same acquisition (opt-in reentrancy, scoped to this lease) */
   reenter(): Lease;
 }
@@ -30,6 +43,13 @@ export interface LockProvider {
   tryAcquire(key: string, opts?: AcquireOptions): Promise<Lease | null>;
   /** acquire with automatic renewal, run fn, release on exit; returns fn's value */
   using<T>(key: string, opts: AcquireOptions | undefined, fn: UsingCallback<T>): Promise<T>;
+  /**
+   * Continues a lock acquired elsewhere with `acquire(key, { identifier })` (a scheduler acquires,
+   * a worker continues, extends and releases it): renews it to ttlMs and returns a lease with that
+   * acquisition's fence, read from the backend. Throws LockLostError when the lock is not held
+   * under the identifier, or (opts.fence given) when it is held by a different acquisition.
+   */
+  adopt(key: string, opts: AdoptOptions): Promise<Lease>;
   /** stops background work and closes connections the provider opened (not the client it was given) */
   close(): Promise<void>;
 }
@@ -58,7 +78,9 @@ export interface WakeSubscription {
 /** What a store must provide; the generic provider adds waiting, leases, watchdog, validity and metrics. */
 export interface LockBackend {
   readonly name: string;
-  /** queued: an earlier attempt of this acquisition may have put the caller in the waiter queue */
+  /** queued: an earlier attempt of this acquisition may have put the caller in the waiter queue.
+   * An attempt by the owner id that holds the lock (with queued: true) renews it to ttlMs and
+   * returns the fence of that holding: the retry of an attempt whose reply was lost, and adopt(). */
   attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
   extend(key: string, ownerId: string, ttlMs: number): Promise<ExtendResult>;
   release(key: string, ownerId: string): Promise<ReleaseResult>;

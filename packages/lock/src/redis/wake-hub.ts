@@ -1,5 +1,7 @@
-// One shared subscriber connection per provider, with reference-counted channel subscriptions.
-// Unused channels linger briefly so a busy key does not SUBSCRIBE/UNSUBSCRIBE on every wait.
+// One shared subscriber connection per provider, opened on the first wait, with reference-counted
+// channel subscriptions. Unused channels linger briefly so a busy key does not SUBSCRIBE/UNSUBSCRIBE
+// on every wait; when the last one goes, the connection is closed too, so an idle provider never
+// keeps the process alive (a script that locked and returned exits without close()).
 import type { RedisClient, RedisSubscriber } from './client.ts';
 import type { WakeSubscription } from '../types.ts';
 
@@ -16,6 +18,8 @@ export class WakeHub {
   readonly #onError: (error: unknown) => void;
   readonly #channels = new Map<string, Channel>();
   #sub: Promise<RedisSubscriber> | undefined;
+  /** subscribe() calls between connecting and registering their channel */
+  #pending = 0;
   #closed = false;
 
   constructor(client: RedisClient, opts: { lingerMs: number; subscribeTimeoutMs: number; onError: (error: unknown) => void }) {
@@ -49,7 +53,17 @@ export class WakeHub {
   }
 
   async subscribe(channel: string, listener: (payload: string) => void): Promise<WakeSubscription> {
-    const sub = await withTimeout(this.#connect(), this.#subscribeTimeoutMs, 'subscriber connection');
+    let sub: RedisSubscriber;
+    this.#pending++;
+    try {
+      sub = await withTimeout(this.#connect(), this.#subscribeTimeoutMs, 'subscriber connection');
+    } catch (error) {
+      // a connection that shows up after the caller gave up must not linger unused
+      this.#pending--;
+      this.#closeIfIdle();
+      throw error;
+    }
+    this.#pending--;
     let ch = this.#channels.get(channel);
     if (!ch) {
       const ready = sub.subscribe(channel);
@@ -67,9 +81,12 @@ export class WakeHub {
       if (!entry.listeners.delete(listener) || entry.listeners.size > 0) return;
       clearTimeout(entry.linger);
       entry.linger = setTimeout(() => {
-        if (entry.listeners.size > 0 || this.#channels.get(channel) !== entry) return;
-        this.#channels.delete(channel);
-        sub.unsubscribe(channel).catch(this.#onError);
+        if (entry.listeners.size > 0) return;
+        if (this.#channels.get(channel) === entry) {
+          this.#channels.delete(channel);
+          sub.unsubscribe(channel).catch(this.#onError);
+        }
+        this.#closeIfIdle();
       }, this.#lingerMs);
       entry.linger.unref();
     };
@@ -80,6 +97,14 @@ export class WakeHub {
       throw error;
     }
     return { close };
+  }
+
+  /** No channel and nobody connecting: close the connection; the next wait opens a new one. */
+  #closeIfIdle(): void {
+    if (this.#channels.size > 0 || this.#pending > 0 || !this.#sub) return;
+    const sub = this.#sub;
+    this.#sub = undefined;
+    sub.then((s) => s.quit()).catch(this.#onError);
   }
 
   async close(): Promise<void> {
