@@ -8,6 +8,7 @@ import type { Claim } from '../core/claim.ts';
 import type { ClaimStore } from '../ports/claim-store.ts';
 import type { ClaimRequest, ClaimStrategy, StrategyOutcome } from '../ports/claim-strategy.ts';
 import { LockError, StaleFenceError, type Lease } from '../ports/lock-provider.ts';
+import { LockBackendError } from '@allot/lock';
 import { retryPolicy, type StrategyDeps } from './deps.ts';
 import { claimWithLockedCounter } from './locked-claim.ts';
 import { outcome, Refused, settle } from './outcome.ts';
@@ -27,6 +28,13 @@ export interface RedisLockStrategyOptions {
   /** Race lab and tests: runs with the locks held, before the transaction (e.g. to pause the
    * holder past its lease). */
   afterLock?(leases: readonly Lease[]): Promise<void>;
+  /** While the lock backend is down (a LockBackendError before a lock is held, e.g. the service's
+   * circuit breaker is open): 'degrade' (default) runs the claim with the database guard only,
+   * with no lock and no fence; the user's counter row lock and the conditional stock guard keep
+   * it exactly-once, only slower under contention. 'refuse' answers UNAVAILABLE at once. */
+  whenLocksDown?: 'degrade' | 'refuse';
+  /** told each time a claim ran without its lock (degrade) or was refused for it (refuse) */
+  onLocksDown?(mode: 'degrade' | 'refuse', error: LockBackendError): void;
 }
 
 export const REDIS_LOCK_STRATEGY = 'redis-lock';
@@ -44,6 +52,16 @@ export function createRedisLockStrategy(deps: StrategyDeps, opts: RedisLockStrat
   const lockOpts = { ttlMs: opts.ttlMs ?? 10_000, timeoutMs: opts.timeoutMs ?? 10_000, fair: opts.fair ?? true };
   const campaignLock = opts.campaignLock ?? false;
   const policy = retryPolicy(deps);
+  const whenLocksDown = opts.whenLocksDown ?? 'degrade';
+
+  /** The lock backend failed before the lock was held: refuse at once, or go on with the
+   * database guard only (the caller then runs the claim without that lock). */
+  function locksDown(error: LockBackendError): void {
+    opts.onLocksDown?.(whenLocksDown, error);
+    if (whenLocksDown === 'refuse') {
+      throw new AllotError('UNAVAILABLE', `the lock backend is unavailable (${error.message}); nothing was issued`, { outcome: 'nothing-issued', lockError: error.code, backend: 'locks' }, { cause: error });
+    }
+  }
 
   /** Refuses hopeless requests before (and again after) queueing on a lock. */
   async function precheck(store: ClaimStore, req: ClaimRequest): Promise<void> {
@@ -64,7 +82,7 @@ export function createRedisLockStrategy(deps: StrategyDeps, opts: RedisLockStrat
       // Fences first: their rows stay locked until commit, so fenced writers of a resource
       // commit in fence order and a stale one is refused before it writes anything.
       for (const lease of leases) {
-        if (!(await tx.raiseFence(lease.key, lease.fence))) {
+        if (!(await tx.raiseFence(lease.key, lease.fence, lease.ownerId))) {
           deps.onFenceRejected?.(lease.key);
           // A newer holder already wrote: this attempt rolls back and may simply be retried.
           throw new TransientConflictError(new StaleFenceError(lease.key, lease.fence));
@@ -87,14 +105,31 @@ export function createRedisLockStrategy(deps: StrategyDeps, opts: RedisLockStrat
       const { value, retries } = await retrying(policy, deps, req.signal, () =>
         settle(async () => {
           await precheck(store, req);
+          // Whether the user lock was taken: a backend failure before it means the backend is
+          // down, and the claim may run without the lock (it has not written anything).
+          let locked = false;
           try {
             return await locks.using(userLockKey(campaign.id, userId), o, async (_s, userLease) => {
+              locked = true;
               const committed = (at: number) => (fence = { resource: userLease.key, fence: userLease.fence, committedAt: at });
-              return campaignLock
-                ? locks.using(campaignLockKey(campaign.id), o, (_s2, campaignLease) => act(store, req, [userLease, campaignLease], committed))
-                : act(store, req, [userLease], committed);
+              if (!campaignLock) return act(store, req, [userLease], committed);
+              let both = false;
+              try {
+                return await locks.using(campaignLockKey(campaign.id), o, (_s2, campaignLease) => {
+                  both = true;
+                  return act(store, req, [userLease, campaignLease], committed);
+                });
+              } catch (error) {
+                if (both || !(error instanceof LockBackendError)) throw error;
+                locksDown(error);
+                return act(store, req, [userLease], committed);
+              }
             });
           } catch (error) {
+            if (!locked && error instanceof LockBackendError) {
+              locksDown(error);
+              return act(store, req, [], () => undefined);
+            }
             if (error instanceof LockError) {
               throw new AllotError('UNAVAILABLE', `lock not obtained: ${error.message}; nothing was issued`, { outcome: 'nothing-issued', lockError: error.code }, { cause: error });
             }

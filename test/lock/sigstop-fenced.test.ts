@@ -12,6 +12,8 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
+import { lockFenceHolders } from '../../src/adapters/sql/migrations/007-lock-fence-holders.ts';
+import { lockFencePrune } from '../../src/adapters/sql/migrations/008-lock-fence-prune.ts';
 import { createRedisLockProvider, fromIoredis, MemoryFenceAnchor } from '../../packages/lock/src/index.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';
@@ -32,7 +34,7 @@ describe('SIGSTOPped holder vs fenced SQL write (PostgreSQL)', { skip: PG ? fals
     await sql.raw(`CREATE SCHEMA ${schema}`).execute(admin.db);
     url = `${PG!}${PG!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
     conn = await connectSql({ url, poolSize: 2, timeoutMs: 5_000 });
-    for (const stmt of lockFences.statements(sqlDialect('pg'))) await sql.raw(stmt).execute(conn.db);
+    for (const m of [lockFences, lockFenceHolders, lockFencePrune]) for (const stmt of m.statements(sqlDialect('pg'))) await sql.raw(stmt).execute(conn.db);
     await sql.raw(`CREATE TABLE fenced_things (id text PRIMARY KEY, v text NOT NULL, fence numeric(39,0) NOT NULL)`).execute(conn.db);
     srv = await redisUrl();
   });

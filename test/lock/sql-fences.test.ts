@@ -7,8 +7,10 @@ import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
+import { lockFenceHolders } from '../../src/adapters/sql/migrations/007-lock-fence-holders.ts';
+import { lockFencePrune } from '../../src/adapters/sql/migrations/008-lock-fence-prune.ts';
 import { boundedResource, createRedisLockProvider, fromIoredis, MAX_RESOURCE_LENGTH, StaleFenceError } from '../../packages/lock/src/index.ts';
-import { SqlFenceAnchor } from '../../src/adapters/sql/sql-fences.ts';
+import { SqlFenceAnchor, raiseFence } from '../../src/adapters/sql/sql-fences.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';
 import { startRedis } from '../helpers/servers.ts';
@@ -25,7 +27,7 @@ async function createTable(conn: SqlConnection, ddl: string) {
 }
 
 async function schema(conn: SqlConnection) {
-  for (const stmt of lockFences.statements(sqlDialect(conn.family))) await createTable(conn, stmt);
+  for (const stmt of [...lockFences.statements(sqlDialect(conn.family)), ...lockFenceHolders.statements(sqlDialect(conn.family)), ...lockFencePrune.statements(sqlDialect(conn.family))]) await createTable(conn, stmt);
 }
 
 const DBS: Db[] = [
@@ -120,6 +122,45 @@ for (const d of DBS) {
       await assert.rejects(checkFence(h.conn.db, h.conn.family, 'res:a', big - 1n, metrics), StaleFenceError);
       await checkFence(h.conn.db, h.conn.family, 'res:b', 1n);
       assert.equal(rejected, 2);
+    });
+
+    it('refuses an equal fence from another holder, accepts it again from the same holder', async () => {
+      const db = h.conn.db;
+      const d = sqlDialect(h.conn.family);
+      assert.equal(await raiseFence(db, d, 'res:h', 7n, 'owner-a'), true, 'first use (insert)');
+      assert.equal(await raiseFence(db, d, 'res:h', 7n, 'owner-a'), true, 'the same lease again (a retried transaction)');
+      assert.equal(await raiseFence(db, d, 'res:h', 7n, 'owner-b'), false, 'another holder with the same fence');
+      assert.equal(await raiseFence(db, d, 'res:h', 7n), false, 'the anonymous holder is another holder');
+      assert.equal(await raiseFence(db, d, 'res:h', 7n, 'owner-a'), true, 'the refusals changed nothing');
+      assert.equal(await raiseFence(db, d, 'res:h', 8n, 'owner-b'), true);
+      assert.equal(await raiseFence(db, d, 'res:h', 8n, 'owner-a'), false);
+      assert.equal(await raiseFence(db, d, 'res:h', 7n, 'owner-a'), false, 'older');
+      assert.equal(await raiseFence(db, d, 'res:h2', 3n, 'x'), true, 'insert path');
+      assert.equal(await raiseFence(db, d, 'res:h2', 3n, 'y'), false, 'equal fence right after the insert');
+      // Owner ids the column cannot hold as they are (long, non-ASCII) stay distinct.
+      const [longA, longB] = [`${'o'.repeat(300)}a`, `${'o'.repeat(300)}b`];
+      assert.equal(await raiseFence(db, d, 'res:h3', 5n, longA), true);
+      assert.equal(await raiseFence(db, d, 'res:h3', 5n, longA), true);
+      assert.equal(await raiseFence(db, d, 'res:h3', 5n, longB), false);
+      assert.equal(await raiseFence(db, d, 'res:h4', 5n, 'über'), true);
+      assert.equal(await raiseFence(db, d, 'res:h4', 5n, '?ber'), false);
+      assert.equal(await raiseFence(db, d, 'res:h4', 5n, 'über'), true);
+    });
+
+    it('two holders racing with one fence: exactly one transaction writes', async () => {
+      await createTable(h.conn, 'CREATE TABLE fenced_race (id varchar(32) PRIMARY KEY, v varchar(32) NOT NULL)');
+      await sql`INSERT INTO fenced_race (id, v) VALUES ('x', '')`.execute(h.conn.db);
+      await checkFence(h.conn.db, h.conn.family, 'race:x', 41n);
+      const write = (holder: string) =>
+        h.conn.db.transaction().execute(async (trx) => {
+          if (!(await raiseFence(trx, sqlDialect(h.conn.family), 'race:x', 42n, holder))) return false;
+          await sql`UPDATE fenced_race SET v = ${holder} WHERE id = 'x'`.execute(trx);
+          return true;
+        });
+      const results = await Promise.all([write('holder-1'), write('holder-2')]);
+      assert.deepEqual(results.filter(Boolean).length, 1, `one writer, got ${JSON.stringify(results)}`);
+      const r = await sql<{ v: string }>`SELECT v FROM fenced_race WHERE id = 'x'`.execute(h.conn.db);
+      assert.equal(r.rows[0]!.v, results[0] ? 'holder-1' : 'holder-2');
     });
 
     it('long resources (over 200 characters, up to any length) are fenced each on its own', async () => {

@@ -164,9 +164,9 @@ class SqlClaimTx implements ClaimTx {
     private readonly dialect: SqlDialect,
   ) {}
 
-  raiseFence(resource: string, fence: bigint): Promise<boolean> {
+  raiseFence(resource: string, fence: bigint, holder: string): Promise<boolean> {
     this.writes++;
-    return raiseFence(this.db, this.dialect, resource, fence);
+    return raiseFence(this.db, this.dialect, resource, fence, holder);
   }
 
   async takeStock(unit: StockUnit, n: number): Promise<boolean> {

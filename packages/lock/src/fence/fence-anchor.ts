@@ -10,6 +10,7 @@ export interface FenceAnchor {
 export interface FencedTx {
   /** Raises the resource's fence to `fence` and holds it until commit, so fenced writers of a
    * resource commit in fence order. False, changing nothing, when a newer fence was already
-   * used on the resource: the caller must not write. */
-  raiseFence(resource: string, fence: bigint): Promise<boolean>;
+   * used on the resource, or the same fence by another holder: the caller must not write.
+   * holder: the lease's owner id (the same lease may use its fence in several transactions). */
+  raiseFence(resource: string, fence: bigint, holder: string): Promise<boolean>;
 }

@@ -1,16 +1,26 @@
-// In-process lock store with the Redis scripts' semantics: owner-checked TTL locks, per-key
-// fences, a leased FIFO waiter queue (strict for fair callers), and head-targeted wake-ups. One process only.
+// In-process lock store with the Redis scripts' semantics: owner-checked TTL locks, fences, a
+// leased FIFO waiter queue (strict for fair callers), and head-targeted wake-ups. One process only.
+// State is bounded by the live keys: a free key without waiters leaves no entry behind.
+import { ScriptCode, errorForCode } from '../codes.ts';
 import type { AttemptResult, ExtendResult, LockBackend, ReleaseResult, WakeSubscription } from '../types.ts';
 
 interface Held {
   owner: string;
   expiresAt: number;
+  /** the fence issued with this acquisition (a same-owner retry gets it back) */
+  fence: bigint;
 }
+
+/** Fences stay below fenceBase + 2^40, the counter space of one epoch (as in Redis). */
+const COUNTER_LIMIT = 1n << 40n;
 
 export class MemoryLockBackend implements LockBackend {
   readonly name = 'memory';
   readonly #locks = new Map<string, Held>();
-  readonly #fences = new Map<string, bigint>();
+  /** One counter for every key: strictly increasing per key without any per-key fence state. */
+  #counter = 0n;
+  /** map sizes (locks + queues) at which the next sweep of expired entries runs */
+  #sweepAt = 1024;
   /** owner -> lease deadline; Map iteration order is arrival order */
   readonly #queues = new Map<string, Map<string, number>>();
   readonly #listeners = new Map<string, Set<(payload: string) => void>>();
@@ -23,6 +33,20 @@ export class MemoryLockBackend implements LockBackend {
   constructor(opts: { now?: () => number; fenceBase?: bigint } = {}) {
     this.#now = opts.now ?? Date.now;
     this.#fenceBase = opts.fenceBase ?? 0n;
+  }
+
+  /** Live entries: held locks and waiter queues (for tests and metrics). */
+  get size(): { locks: number; queues: number; listeners: number } {
+    return { locks: this.#locks.size, queues: this.#queues.size, listeners: this.#listeners.size };
+  }
+
+  /** Drops expired locks and queues of keys nobody touched since; amortised O(1) per acquisition
+   * (runs when the maps doubled since the last sweep), so memory follows the live keys. */
+  #sweep(now: number): void {
+    if (this.#locks.size + this.#queues.size < this.#sweepAt) return;
+    for (const [key, h] of this.#locks) if (h.expiresAt <= now) this.#locks.delete(key);
+    for (const key of [...this.#queues.keys()]) this.#head(key, now);
+    this.#sweepAt = Math.max(1024, 2 * (this.#locks.size + this.#queues.size));
   }
 
   #holder(key: string, now: number): Held | undefined {
@@ -49,10 +73,11 @@ export class MemoryLockBackend implements LockBackend {
   async attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number }): Promise<AttemptResult> {
     const { key, ownerId, ttlMs, fair } = req;
     const now = this.#now();
+    this.#sweep(now);
     const held = this.#holder(key, now);
     if (held?.owner === ownerId) {
       held.expiresAt = now + ttlMs;
-      return { acquired: true, fence: this.#fences.get(key) ?? 0n };
+      return { acquired: true, fence: held.fence };
     }
     const enqueue = () => {
       let q = this.#queues.get(key);
@@ -75,9 +100,11 @@ export class MemoryLockBackend implements LockBackend {
       q.delete(ownerId);
       if (q.size === 0) this.#queues.delete(key);
     }
-    const fence = (this.#fences.get(key) ?? this.#fenceBase) + 1n;
-    this.#fences.set(key, fence);
-    this.#locks.set(key, { owner: ownerId, expiresAt: now + ttlMs });
+    // A process-wide counter: every fence exceeds every fence this backend issued before, for any
+    // key, so a key's entry can go when the key is free (no per-key counter to keep).
+    if (this.#counter + 1n >= COUNTER_LIMIT) throw errorForCode(ScriptCode.fenceExhausted, key, ownerId, 'acquire');
+    const fence = this.#fenceBase + ++this.#counter;
+    this.#locks.set(key, { owner: ownerId, expiresAt: now + ttlMs, fence });
     return { acquired: true, fence };
   }
 

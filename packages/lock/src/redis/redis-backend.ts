@@ -1,11 +1,13 @@
-// LockBackend on a single Redis node: every state change is one Lua script; fences are
-// (epoch << 40) | per-key counter, with the epoch re-issued by a FenceAnchor when Redis lost its state.
+// LockBackend on Redis (one node, Sentinel or Cluster): every state change is one Lua script;
+// fences are (epoch << 40) | per-key counter, with the epoch re-issued by a FenceAnchor when Redis
+// lost its state, when it expired (epochTtlMs: bounded fencing state), or (failover guard) when
+// the master changed since the epoch was installed.
 import type { RedisClient } from './client.ts';
 import type { FenceAnchor } from '../fence/fence-anchor.ts';
 import { ScriptCode, errorForCode } from '../codes.ts';
 import { LockBackendError, LockError } from '../errors.ts';
 import type { AttemptResult, ExtendResult, LockBackend, LockEvent, ReleaseResult, WakeSubscription } from '../types.ts';
-import { lockScript, lockScripts, runScript, type LockScript, type ScriptName } from './scripts.ts';
+import { lockScripts, runScript, type LockScript, type ScriptName } from './scripts.ts';
 import { WakeHub } from './wake-hub.ts';
 import { boundedResource } from '../resource.ts';
 
@@ -19,16 +21,60 @@ function releaseResult(reply: unknown): ReleaseResult {
 }
 const MAX_EPOCH_INSTALLS = 3;
 
+/** Fencing state expiry defaults (docs/locks.md, "Bounded fencing state"). */
+export const REDIS_FENCE_TTL_DEFAULTS = Object.freeze({ epochTtlMs: 3_600_000, fenceTtlMs: 3_600_000 });
+
+/** How the keys are laid out: 'single' (one node or Sentinel: one epoch key per prefix) or
+ * 'cluster' (every key of a lock in one hash slot, the epoch key included). */
+export type RedisKeyLayout = 'single' | 'cluster';
+
+export interface RedisLockKeys {
+  lock: string;
+  fence: string;
+  queue: string;
+  leases: string;
+  channel: string;
+  epoch: string;
+}
+
 export interface RedisLockBackendOptions {
   client: RedisClient;
   fenceAnchor: FenceAnchor;
   /** key prefix; default "allot:lock:" */
   prefix?: string;
+  /** default 'single'; 'cluster' puts each lock's keys, its epoch included, in one hash slot */
+  layout?: RedisKeyLayout;
+  /** Treat an epoch installed on another master as missing (a failover or a restart may have lost
+   * the last fence increments). One INFO per acquisition script; default: true for 'cluster' and
+   * for providers built for Sentinel, false for a single node. */
+  failoverGuard?: boolean;
+  /** How long an installed epoch lives; when it expires the next acquisition installs a newer one
+   * from the anchor (one anchor call per epochTtlMs: per prefix, or per lock in the cluster layout).
+   * 0: epochs never expire (and fence counters then never either). Default 1 hour. */
+  epochTtlMs?: number;
+  /** How long a lock's fence counter lives after its last fence, and never less than the epoch it
+   * was issued under: an idle lock leaves no key behind, and a counter that restarts does so under
+   * a newer epoch. 0: counters never expire. Default 1 hour. Keep it above the longest holding that
+   * may be adopted (adopt compares the counter). */
+  fenceTtlMs?: number;
+  /** name shown in metrics and errors; default "redis(<client kind>)" */
+  name?: string;
   /** how long an unused wake-up channel stays subscribed; default 2000 ms */
   subscriberLingerMs?: number;
   /** bound on connecting the subscriber and on SUBSCRIBE; on expiry the waiter polls; default 1000 ms */
   subscribeTimeoutMs?: number;
   emit?: (e: LockEvent) => void;
+}
+
+/** A lock name inside a hash tag: braces and '%' percent-encoded, so every key of one lock hashes
+ * to one slot whatever the name holds, and distinct names stay distinct. */
+function hashTagged(key: string): string {
+  return /[{}%]/.test(key) ? key.replace(/[{}%]/g, (c) => (c === '{' ? '%7B' : c === '}' ? '%7D' : '%25')) : key;
+}
+
+function ttlArg(name: string, ms: number): string {
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new RangeError(`${name} must be a whole number of ms >= 0, got ${ms}`);
+  return String(ms);
 }
 
 export class RedisLockBackend implements LockBackend {
@@ -39,13 +85,23 @@ export class RedisLockBackend implements LockBackend {
   readonly #hub: WakeHub;
   readonly #emit: (e: LockEvent) => void;
   readonly #scripts: Record<ScriptName, LockScript>;
-  #installing: Promise<void> | undefined;
+  readonly #cluster: boolean;
+  /** '1' when the failover guard is on: the scripts' guard argument */
+  readonly #guard: '0' | '1';
+  readonly #epochTtl: string;
+  readonly #fenceTtl: string;
+  #fetching: Promise<bigint> | undefined;
+  #nextFetch: Promise<bigint> | undefined;
 
   constructor(opts: RedisLockBackendOptions) {
     this.#client = opts.client;
     this.#anchor = opts.fenceAnchor;
     this.prefix = opts.prefix ?? 'allot:lock:';
-    this.name = `redis(${opts.client.kind})`;
+    this.#cluster = opts.layout === 'cluster';
+    this.#guard = (opts.failoverGuard ?? this.#cluster) ? '1' : '0';
+    this.#epochTtl = ttlArg('epochTtlMs', opts.epochTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.epochTtlMs);
+    this.#fenceTtl = ttlArg('fenceTtlMs', opts.fenceTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.fenceTtlMs);
+    this.name = opts.name ?? `redis(${opts.client.kind})`;
     this.#emit = opts.emit ?? (() => undefined);
     this.#scripts = Object.fromEntries([...lockScripts()]) as Record<ScriptName, LockScript>;
     this.#hub = new WakeHub(opts.client, {
@@ -57,9 +113,14 @@ export class RedisLockBackend implements LockBackend {
 
   /** The Redis keys of a lock; distinct single-letter namespaces keep user keys from colliding.
    * A lock key longer than 200 characters appears in them in its bounded form (boundedResource). */
-  keys(name: string) {
+  keys(name: string): RedisLockKeys {
     const p = this.prefix;
     const key = boundedResource(name);
+    if (this.#cluster) {
+      // Everything up to the closing brace is common to the lock's keys: one slot for all of them.
+      const t = `${p}{${hashTagged(key)}}`;
+      return { lock: `${t}:l`, fence: `${t}:f`, queue: `${t}:q`, leases: `${t}:ql`, channel: `${t}:w`, epoch: `${t}:e` };
+    }
     return { lock: `${p}l:${key}`, fence: `${p}f:${key}`, queue: `${p}q:${key}`, leases: `${p}ql:${key}`, channel: `${p}w:${key}`, epoch: `${p}epoch` };
   }
 
@@ -68,14 +129,20 @@ export class RedisLockBackend implements LockBackend {
   }
 
   attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
-    const p = this.prefix;
-    const key = boundedResource(req.key);
     // A non-fair first attempt may barge, so it needs no queue: the 3-key fast path. Every other
     // attempt (fair, or after a failure, when the caller may be queued) runs the full script.
     const fast = !req.fair && !req.queued;
     const script: ScriptName = fast ? 'tryLock' : 'acquireLock';
-    const keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
-    const args = fast ? [req.ownerId, req.ttlMs] : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0'];
+    let keys: string[];
+    if (this.#cluster) {
+      const k = this.keys(req.key);
+      keys = fast ? [k.lock, k.fence, k.epoch] : [k.lock, k.fence, k.epoch, k.queue, k.leases];
+    } else {
+      const p = this.prefix;
+      const key = boundedResource(req.key);
+      keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
+    }
+    const args = fast ? [req.ownerId, req.ttlMs, this.#guard, this.#fenceTtl] : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0', this.#guard, this.#fenceTtl];
     // The common case settles in one step; only a missing epoch takes the slow path.
     return this.#run(script, req.key, keys, args).then((r) => this.#attemptResult(req, script, keys, args, r as ScriptReply, 0));
   }
@@ -92,21 +159,59 @@ export class RedisLockBackend implements LockBackend {
     throw code === ScriptCode.epochMissing ? new LockBackendError(req.key, 'acquire', new Error('fence epoch vanished again right after installation')) : errorForCode(code, req.key, req.ownerId, 'acquire');
   }
 
-  /** Obtains a new epoch from the anchor and installs it if higher; concurrent callers share one install. */
-  installEpoch(key: string, signal?: AbortSignal): Promise<void> {
-    this.#installing ??= (async () => {
-      try {
-        const epoch = await this.#anchor.nextEpoch(signal);
-        if (epoch < 1n) throw new Error(`fence anchor returned epoch ${epoch}; epochs start at 1`);
-        const r = (await runScript(this.#client, lockScript('installEpoch'), [this.keys(key).epoch], [epoch.toString()])) as [number, string];
-        this.#emit({ type: 'epochInstalled', epoch: BigInt(r[1]), installed: Number(r[0]) === 1 });
-      } catch (error) {
-        throw error instanceof LockError ? error : new LockBackendError(key, 'installEpoch', error);
-      } finally {
-        this.#installing = undefined;
+  /**
+   * Installs a fresh epoch from the anchor on the key's epoch key (the one key of a single node,
+   * or the lock's own in a cluster), unless a valid equal or higher one is there already. Call it
+   * after an attempt found the epoch missing (or, guarded, from another master).
+   */
+  async installEpoch(key: string, signal?: AbortSignal): Promise<void> {
+    const epochKey = this.keys(key).epoch;
+    try {
+      for (let tries = 0; ; tries++) {
+        const epoch = await this.#freshEpoch(signal);
+        const r = (await runScript(this.#client, this.#scripts.installEpoch, [epochKey], [epoch.toString(), this.#guard, this.#epochTtl])) as [number, string];
+        const code = Number(r[0]);
+        this.#emit({ type: 'epochInstalled', epoch: BigInt(r[1]), installed: code === 1 });
+        // -3: a higher epoch from a previous master is there (another client fetched it after
+        // this one's fetch began): only a newer fetch can outrank it.
+        if (code >= 0) return;
+        if (tries + 1 >= MAX_EPOCH_INSTALLS) throw new Error(`epoch ${r[1]} from another master outranks ${MAX_EPOCH_INSTALLS} fresh epochs in a row`);
       }
-    })();
-    return this.#installing;
+    } catch (error) {
+      throw error instanceof LockError ? error : new LockBackendError(key, 'installEpoch', error);
+    }
+  }
+
+  /**
+   * An epoch from the anchor whose request began after this call: so it outranks every epoch
+   * installed before the caller saw its epoch missing (a request already in flight may have been
+   * answered before one of those was issued). Concurrent callers share one request.
+   */
+  #freshEpoch(signal?: AbortSignal): Promise<bigint> {
+    if (!this.#fetching) return this.#startFetch(signal);
+    this.#nextFetch ??= this.#fetching
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.#nextFetch = undefined;
+        return this.#startFetch(signal);
+      });
+    return this.#nextFetch;
+  }
+
+  #startFetch(signal?: AbortSignal): Promise<bigint> {
+    const p = this.#anchor.nextEpoch(signal).then((epoch) => {
+      if (epoch < 1n) throw new Error(`fence anchor returned epoch ${epoch}; epochs start at 1`);
+      return epoch;
+    });
+    this.#fetching = p;
+    const clear = () => {
+      if (this.#fetching === p) this.#fetching = undefined;
+    };
+    p.then(clear, clear);
+    return p;
   }
 
   async extend(key: string, ownerId: string, ttlMs: number): Promise<ExtendResult> {
@@ -115,6 +220,10 @@ export class RedisLockBackend implements LockBackend {
   }
 
   release(key: string, ownerId: string): Promise<ReleaseResult> {
+    if (this.#cluster) {
+      const k = this.keys(key);
+      return this.#run('releaseLock', key, [k.lock, k.queue, k.leases], [ownerId, k.channel]).then(releaseResult);
+    }
     const p = this.prefix;
     const k = boundedResource(key);
     return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`], [ownerId, `${p}w:${k}`]).then(releaseResult);

@@ -8,6 +8,8 @@ import { strategyCatalogue } from './003-strategy-catalogue.ts';
 import { lottery } from './004-lottery.ts';
 import { payouts } from './005-payouts.ts';
 import { leases } from './006-leases.ts';
+import { lockFenceHolders } from './007-lock-fence-holders.ts';
+import { lockFencePrune } from './008-lock-fence-prune.ts';
 
 export interface MigrationOptions {
   /** CHECK (issued <= stock) on campaigns; only the race lab's own schema sets it false */
@@ -19,7 +21,7 @@ export interface SqlMigration {
   statements(dialect: SqlDialect, opts?: MigrationOptions): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts, leases];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts, leases, lockFenceHolders, lockFencePrune];
 
 export function kyselyMigrations(dialect: SqlDialect, opts: MigrationOptions = {}): Record<string, Migration> {
   const out: Record<string, Migration> = {};

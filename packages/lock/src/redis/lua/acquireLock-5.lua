@@ -1,8 +1,8 @@
 --[[
   Acquires a lock and issues its fencing token in the same atomic step.
   KEYS[1] lock key: owner id, PX ttl
-  KEYS[2] fence counter of the key: INCR, no TTL
-  KEYS[3] epoch key: no TTL; missing means Redis lost its state (restart, FLUSHALL)
+  KEYS[2] fence counter of the key: INCR; expires ARGV[7] ms after, never before the epoch (includes/expireFence.lua)
+  KEYS[3] epoch key (expires on its own, see installEpoch-1); missing means it expired or Redis lost its state
   KEYS[4] waiter queue: list of owner ids in arrival order
   KEYS[5] waiter leases: zset owner id -> lease deadline (server ms)
   ARGV[1] owner id
@@ -10,26 +10,30 @@
   ARGV[3] "1" for a fair caller (only the queue's head may take a free lock), "0" otherwise
   ARGV[4] waiter lease ms
   ARGV[5] "1" if an earlier attempt of this acquisition may have queued the caller, "0" otherwise
+  ARGV[6] "1": failover guard (Sentinel, Cluster): an epoch installed on another master counts as missing
+  ARGV[7] fence counter TTL ms; "0": none
   Every caller that finds the lock held joins the queue, so a release wakes only the head.
   A non-fair caller may take a free lock ahead of the head (barging); a fair one may not.
   Returns:
     {0, epoch, counter, ttl}  acquired; fence = epoch << 40 | counter. The same owner retrying
                               (an ambiguous reply) gets its own fence back.
     {-1, pttl}                held by another owner (caller queued)
-    {-3}                      epoch missing: install a new epoch, then retry
+    {-3}                      epoch missing (or, guarded, from another master): install a new epoch, then retry
     {-4, ms}                  fair caller: free, but a live waiter heads the queue; ms = its lease left
     {-5}                      fence counter exhausted for this epoch
 ]]
 --@include nowMs
 --@include queueHead
 --@include enqueueWaiter
+--@include currentEpoch
+--@include expireFence
 local owner = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local fair = ARGV[3] == '1'
 local waiterTtl = tonumber(ARGV[4])
 local queued = ARGV[5] == '1'
 
-local epoch = redis.call('GET', KEYS[3])
+local epoch = currentEpoch(KEYS[3], ARGV[6] == '1')
 if not epoch then return {-3} end
 
 local function issue()
@@ -38,6 +42,7 @@ local function issue()
     redis.call('DEL', KEYS[1])
     return {-5}
   end
+  expireFence(KEYS[2], KEYS[3], tonumber(ARGV[7]))
   return {0, epoch, tostring(counter), ttl}
 end
 

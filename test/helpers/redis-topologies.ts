@@ -1,0 +1,293 @@
+// Throwaway replicated Redis topologies on loopback for lock tests: Sentinel (1 master, 1 replica,
+// 3 sentinels) and Cluster (3 masters, 3 replicas). Each process gets a free port and a temp dir,
+// is stopped by its PID (SIGKILL at process exit as a backstop), and the dirs are removed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { Redis } from 'ioredis';
+import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
+import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
+import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
+import { lockFenceHolders } from '../../src/adapters/sql/migrations/007-lock-fence-holders.ts';
+import { lockFencePrune } from '../../src/adapters/sql/migrations/008-lock-fence-prune.ts';
+import { freePort } from './servers.ts';
+
+export interface RedisNode {
+  port: number;
+  /** PID while running */
+  pid(): number | undefined;
+  kill(signal?: NodeJS.Signals): void;
+  /** a short-lived connection: send one command, disconnect */
+  command(...args: (string | number)[]): Promise<unknown>;
+}
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  const cleanup = () => {
+    for (const c of children) c.kill('SIGKILL');
+    children.clear();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    dirs.clear();
+  };
+  process.on('exit', cleanup);
+  // A test runner that times a file out signals it: the servers must not outlive it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      cleanup();
+      process.removeListener(signal, onSignal);
+      if (process.listenerCount(signal) === 0) process.exit(128 + (os.constants.signals[signal] ?? 0));
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+async function command(port: number, args: (string | number)[], timeoutMs = 2_000): Promise<unknown> {
+  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, commandTimeout: timeoutMs, enableOfflineQueue: false });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return await r.call(String(args[0]), ...args.slice(1));
+  } finally {
+    r.disconnect();
+  }
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (error) {
+      last = error;
+    }
+    await delay(50);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+async function startNode(dir: string, port: number, conf: string, sentinel = false): Promise<RedisNode> {
+  const file = path.join(dir, `${port}.conf`);
+  writeFileSync(file, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsave ""\nappendonly no\nlogfile ${path.join(dir, `${port}.log`)}\n${conf}\n`);
+  const child = spawn('redis-server', sentinel ? [file, '--sentinel'] : [file], { stdio: 'ignore' });
+  children.add(child);
+  let running = true;
+  child.once('exit', () => {
+    running = false;
+    children.delete(child);
+  });
+  const node: RedisNode = {
+    port,
+    pid: () => (running ? child.pid : undefined),
+    kill: (signal = 'SIGKILL') => {
+      if (running) child.kill(signal);
+    },
+    command: (...args) => command(port, args),
+  };
+  await until(`redis on port ${port} to answer`, 10_000, async () => ((await command(port, ['PING'], 500)) === 'PONG' ? true : undefined));
+  return node;
+}
+
+async function stopAll(nodes: RedisNode[], dir: string): Promise<void> {
+  await Promise.all(
+    nodes.map(async (n) => {
+      n.kill('SIGKILL');
+      await until('node exit', 5_000, async () => (n.pid() === undefined ? true : undefined)).catch(() => undefined);
+    }),
+  );
+  rmSync(dir, { recursive: true, force: true });
+  dirs.delete(dir);
+}
+
+export interface SentinelTopology {
+  name: string;
+  master: RedisNode;
+  replica: RedisNode;
+  sentinels: RedisNode[];
+  /** redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<name> */
+  url: string;
+  /** the master's port as the sentinels report it */
+  masterPort(): Promise<number>;
+  /** SENTINEL FAILOVER, then waits until the sentinels report the other node and it is a master */
+  failover(timeoutMs?: number): Promise<RedisNode>;
+  destroy(): Promise<void>;
+}
+
+export async function startSentinelTopology(name = 'mymaster'): Promise<SentinelTopology> {
+  hookExit();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-sentinel-'));
+  dirs.add(dir);
+  const nodes: RedisNode[] = [];
+  try {
+    const [mp, rp] = [await freePort(), await freePort()];
+    const master = await startNode(dir, mp, 'repl-diskless-sync-delay 0');
+    nodes.push(master);
+    const replica = await startNode(dir, rp, `replicaof 127.0.0.1 ${mp}\nrepl-diskless-sync-delay 0`);
+    nodes.push(replica);
+    await until('replica in sync', 10_000, async () => (/master_link_status:up/.test(String(await replica.command('INFO', 'replication'))) ? true : undefined));
+    const sentinels: RedisNode[] = [];
+    for (let i = 0; i < 3; i++) {
+      const sp = await freePort();
+      const s = await startNode(
+        dir,
+        sp,
+        [`sentinel monitor ${name} 127.0.0.1 ${mp} 2`, `sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`, `sentinel parallel-syncs ${name} 1`].join('\n'),
+        true,
+      );
+      sentinels.push(s);
+      nodes.push(s);
+    }
+    // A failover needs each sentinel to know the replica and the others (hello messages every 2 s).
+    await until('sentinels discover the replica and each other', 15_000, async () => {
+      for (const s of sentinels) {
+        const m = (await s.command('SENTINEL', 'MASTER', name)) as string[];
+        const f = Object.fromEntries(m.flatMap((v, i) => (i % 2 ? [] : [[v, m[i + 1]]])));
+        if (f['num-slaves'] !== '1' || f['num-other-sentinels'] !== '2') return undefined;
+      }
+      return true;
+    });
+    const masterPort = async () => Number(((await sentinels[0]!.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as string[])[1]);
+    return {
+      name,
+      master,
+      replica,
+      sentinels,
+      url: `redis-sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}`,
+      masterPort,
+      async failover(timeoutMs = 15_000) {
+        const before = await masterPort();
+        const next = before === master.port ? replica : master;
+        await until('SENTINEL FAILOVER accepted', timeoutMs, async () => ((await sentinels[0]!.command('SENTINEL', 'FAILOVER', name)) === 'OK' ? true : undefined));
+        await until('the other node promoted', timeoutMs, async () => ((await masterPort()) === next.port && /role:master/.test(String(await next.command('INFO', 'replication'))) ? true : undefined));
+        return next;
+      },
+      destroy: () => stopAll(nodes, dir),
+    };
+  } catch (error) {
+    await stopAll(nodes, dir);
+    throw error;
+  }
+}
+
+export interface ClusterTopology {
+  nodes: RedisNode[];
+  /** redis-cluster://127.0.0.1:p1,…,127.0.0.1:p6 */
+  url: string;
+  startupNodes: { host: string; port: number }[];
+  /** the node serving the slot of a key, as the cluster reports it */
+  masterOf(key: string): Promise<RedisNode>;
+  /** SIGKILLs a master and waits until its replica serves its slots and the cluster is ok */
+  killMaster(node: RedisNode, timeoutMs?: number): Promise<RedisNode>;
+  destroy(): Promise<void>;
+}
+
+export async function startClusterTopology(): Promise<ClusterTopology> {
+  hookExit();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-cluster-'));
+  dirs.add(dir);
+  const nodes: RedisNode[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < 6; i++) ports.push(await freePort());
+    nodes.push(...(await Promise.all(ports.map((p) => startNode(dir, p, `cluster-enabled yes\ncluster-config-file nodes-${p}.conf\ncluster-node-timeout 1000\ncluster-replica-validity-factor 0\nrepl-diskless-sync-delay 0`)))));
+    await new Promise<void>((resolve, reject) => {
+      const cli = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(cli);
+      let out = '';
+      cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      cli.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const t = setTimeout(() => cli.kill('SIGKILL'), 20_000);
+      cli.once('exit', (code) => {
+        clearTimeout(t);
+        children.delete(cli);
+        if (code === 0) resolve();
+        else reject(new Error(`redis-cli --cluster create failed (${code}): ${out.slice(-2000)}`));
+      });
+    });
+    await waitClusterOk(nodes, 15_000);
+    const byPort = new Map(nodes.map((n) => [n.port, n]));
+    const masterOf = async (key: string) => {
+      const slot = Number(await nodes[0]!.command('CLUSTER', 'KEYSLOT', key));
+      for (const n of nodes) {
+        if (n.pid() === undefined) continue;
+        const shards = (await n.command('CLUSTER', 'SLOTS').catch(() => undefined)) as [number, number, [string, number]][] | undefined;
+        const hit = shards?.find(([from, to]) => slot >= from && slot <= to);
+        if (hit) return byPort.get(Number(hit[2][1]))!;
+      }
+      throw new Error(`no node serves slot ${slot}`);
+    };
+    return {
+      nodes,
+      url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+      startupNodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+      masterOf,
+      async killMaster(node, timeoutMs = 20_000) {
+        const replicaPort = await until('its replica', 5_000, async () => {
+          for (const n of nodes) {
+            if (n === node) continue;
+            if (new RegExp(`master_host:127\\.0\\.0\\.1\\s+master_port:${node.port}\\b`).test(String(await n.command('INFO', 'replication')))) return n.port;
+          }
+          return undefined;
+        });
+        node.kill('SIGKILL');
+        const replica = byPort.get(replicaPort)!;
+        await until('replica promoted', timeoutMs, async () => (/role:master/.test(String(await replica.command('INFO', 'replication'))) ? true : undefined));
+        await waitClusterOk(nodes.filter((n) => n !== node), timeoutMs);
+        return replica;
+      },
+      destroy: () => stopAll(nodes, dir),
+    };
+  } catch (error) {
+    await stopAll(nodes, dir);
+    throw error;
+  }
+}
+
+async function waitClusterOk(nodes: RedisNode[], timeoutMs: number): Promise<void> {
+  await until('cluster_state:ok on every node', timeoutMs, async () => {
+    for (const n of nodes) if (!/cluster_state:ok/.test(String(await n.command('CLUSTER', 'INFO')))) return undefined;
+    return true;
+  });
+}
+
+/**
+ * A database with the fencing tables (lock_fences with holders, lock_epochs) and a log of fenced
+ * writes, for fault tests: a private schema on the PostgreSQL `npm test` starts (DATABASE_URL_PG),
+ * else PGlite (much slower to start on a loaded machine).
+ */
+export async function openFencedDb(): Promise<{ conn: SqlConnection; close(): Promise<void> }> {
+  const base = process.env.DATABASE_URL_PG;
+  const schema = async (conn: SqlConnection) => {
+    const d = sqlDialect(conn.family);
+    for (const stmt of [...lockFences.statements(d), ...lockFenceHolders.statements(d), ...lockFencePrune.statements(d)]) await sql.raw(stmt).execute(conn.db);
+    await sql`CREATE TABLE fenced_log (n serial PRIMARY KEY, resource varchar(255) NOT NULL, fence decimal(39,0) NOT NULL, holder varchar(128) NOT NULL)`.execute(conn.db);
+  };
+  if (!base) {
+    const conn = await connectSql({ url: 'memory://', poolSize: 1, timeoutMs: 5_000 });
+    await schema(conn);
+    return { conn, close: () => conn.db.destroy() };
+  }
+  const name = `topo_${process.pid}_${randomBytes(3).toString('hex')}`;
+  const admin = await connectSql({ url: base, poolSize: 1, timeoutMs: 5_000 });
+  await sql.raw(`CREATE SCHEMA ${name}`).execute(admin.db);
+  const conn = await connectSql({ url: `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${name}`)}`, poolSize: 4, timeoutMs: 5_000 });
+  await schema(conn);
+  return {
+    conn,
+    close: async () => {
+      await conn.db.destroy();
+      await sql.raw(`DROP SCHEMA ${name} CASCADE`).execute(admin.db);
+      await admin.db.destroy();
+    },
+  };
+}
