@@ -84,7 +84,7 @@ export async function serve(o: DbFlags & { port?: string; host?: string; allowUn
     '',
     `  allot ${version} listening on ${url}   (ready ${(performance.now() / 1000).toFixed(2)} s after the process started)`,
     `  database   ${opened.dialect}  ${opened.displayUrl}`,
-    `  locks      ${opened.locks.kind}${opened.locks.displayUrl ? `  ${opened.locks.displayUrl}` : ''}`,
+    `  locks      ${opened.locks.kind}${opened.locks.displayUrl ? `  ${opened.locks.displayUrl}` : ''}${lockNote(opened.locks)}`,
     `  rail       ${opened.payouts.railName}${config.railUrl ? '' : '   (transfer orders are paid by a simulation; set ALLOT_RAIL_URL for a real rail)'}`,
     `  data dir   ${config.dataDir}`,
     adminToken.generated
@@ -173,4 +173,11 @@ function listenError(err: unknown, port: number, host: string): unknown {
     return new ListenError(`cannot listen on ${host}: it is not an address of this machine; set HOST (or --host) to 127.0.0.1, 0.0.0.0 or one of its addresses.`, { cause: err });
   }
   return err;
+}
+
+/** What the banner's locks line adds: why there is no lock backend, or what happens while it is down. */
+function lockNote(locks: { kind: string; missing: string | null; whenDown: string }): string {
+  if (locks.missing !== null) return '   (redis-lock campaigns are refused: set LOCKS_URL for a shared lock backend)';
+  if (locks.kind === 'in-process') return '';
+  return locks.whenDown === 'refuse' ? '   (LOCKS_DOWN=refuse: lock-based claims answer 503 while it is down)' : '';
 }

@@ -331,10 +331,10 @@ export const LedgerAuditView = Type.Object({
 // These bodies had no schema before; additionalProperties keeps whatever the handler adds.
 export const Health = Type.Object({ status: StringEnum(['ok'] as const) }, { additionalProperties: true, $id: 'Health' });
 export const Readiness = Type.Object({
-  status: StringEnum(['ready'] as const),
+  status: StringEnum(['ready', 'degraded'] as const, { description: 'ready: every backend this instance uses answers; degraded: the database answers and the lock backend does not (LOCKS_DOWN=degrade: lock-based strategies run with the database guard only, still exactly-once)' }),
   backends: Type.Object({
     database: StringEnum(['ok'] as const),
-    locks: StringEnum(['ok', 'in-process'] as const, { description: 'ok: Redis answers; in-process: no Redis is configured' }),
+    locks: StringEnum(['ok', 'down', 'in-process', 'none'] as const, { description: 'ok: the lock backend (LOCKS_URL, or the advisory locks of the service\'s PostgreSQL) answers; down: it does not (its circuit breaker is open); in-process: embedded PGlite, one process, no shared backend needed; none: no lock backend (MariaDB with no LOCKS_URL): lock-based strategies are refused' }),
   }, { additionalProperties: true }),
   dialect: Type.String({ description: 'the database: postgres, mysql or pglite' }),
 }, { additionalProperties: true, $id: 'Readiness' });

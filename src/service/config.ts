@@ -3,6 +3,10 @@
 import { resolve } from 'node:path';
 import { defaultPgliteCacheDir, dialectOf } from '../adapters/sql/connect.ts';
 import { DEFAULT_STRATEGY, strategyNames } from '../strategies/index.ts';
+import { REDIS_LOCK_STRATEGY } from '../strategies/redis-lock.ts';
+
+/** LOCKS_URL schemes (src/service/locks.ts serves each from src/service/lock-backends/). */
+export const LOCK_URL_SCHEMES = ['redis', 'rediss', 'redis-sentinel', 'redis-cluster', 'redlock', 'etcd', 'postgres', 'postgresql'] as const;
 
 export interface Config {
   port: number;
@@ -14,8 +18,13 @@ export interface Config {
   dbTimeoutMs: number;
   /** A database session idle inside a transaction longer than this is ended by the server. */
   dbIdleTxTimeoutMs: number;
-  /** Redis for distributed locks; undefined means in-process locks. */
+  /** The lock backend (LOCKS_URL, else REDIS_URL): redis://, rediss://, redis-sentinel://,
+   * redis-cluster://, redlock://, etcd://, postgres://. Undefined: chosen by the database (in-process
+   * on PGlite, advisory locks on PostgreSQL, none on MariaDB). */
   locksUrl: string | undefined;
+  /** What lock-based strategies do while the lock backend is down: run with the database guard
+   * only (degrade) or answer 503 at once (refuse). */
+  locksDown: 'degrade' | 'refuse';
   lockPrefix: string;
   adminToken: string | undefined;
   metricsToken: string | undefined;
@@ -58,8 +67,9 @@ export const SETTINGS = [
   ['DB_POOL_SIZE', '10', 'connections per instance to a server database'],
   ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
   ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
-  ['REDIS_URL', '(none: in-process locks)', 'Redis for distributed locks (the redis-lock strategy) and lock metrics'],
-  ['LOCKS_URL', '(REDIS_URL)', 'Redis for locks when it differs from REDIS_URL'],
+  ['REDIS_URL', '(none)', 'Redis for distributed locks (the redis-lock strategy) when LOCKS_URL is not set'],
+  ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel://, redis-cluster://, redlock://, etcd:// or postgres:// (docs/locks.md)'],
+  ['LOCKS_DOWN', 'degrade', 'while the lock backend is down, lock-based strategies run with the database guard only (degrade: still exactly-once) or answer 503 at once (refuse); /readyz answers 200 "degraded" or 503'],
   ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],
   ['ALLOT_ADMIN_TOKEN', '(generated at first start)', 'bearer token for /v1'],
   ['ALLOT_METRICS_TOKEN', '(none: /metrics is open)', 'bearer token required by /metrics'],
@@ -127,9 +137,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (adminToken !== undefined && adminToken.length < 16) problems.push('ALLOT_ADMIN_TOKEN must be at least 16 characters');
   const metricsToken = get('ALLOT_METRICS_TOKEN');
   const locksUrl = get('LOCKS_URL') ?? get('REDIS_URL');
-  if (locksUrl !== undefined && !/^rediss?:\/\//.test(locksUrl)) problems.push(`${get('LOCKS_URL') ? 'LOCKS_URL' : 'REDIS_URL'}=${locksUrl} must be a redis:// or rediss:// URL`);
+  const locksVar = get('LOCKS_URL') ? 'LOCKS_URL' : 'REDIS_URL';
+  const scheme = locksUrl === undefined ? undefined : /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(locksUrl)?.[1]?.toLowerCase();
+  if (locksUrl !== undefined && locksVar === 'REDIS_URL' && scheme !== 'redis' && scheme !== 'rediss') {
+    problems.push(`REDIS_URL=${locksUrl} must be a redis:// or rediss:// URL (another lock backend is named by LOCKS_URL)`);
+  } else if (locksUrl !== undefined && !(LOCK_URL_SCHEMES as readonly string[]).includes(scheme ?? '')) {
+    problems.push(`LOCKS_URL=${locksUrl} is not a lock backend URL: use one of ${LOCK_URL_SCHEMES.map((s) => `${s}://`).join(', ')} (docs/locks.md has an example of each)`);
+  }
+  const locksDown = get('LOCKS_DOWN') ?? 'degrade';
+  if (locksDown !== 'degrade' && locksDown !== 'refuse') problems.push(`LOCKS_DOWN=${locksDown} must be degrade (lock-based strategies run with the database guard only while the lock backend is down) or refuse (they answer 503 at once)`);
   const lockPrefix = get('ALLOT_LOCK_PREFIX') ?? 'allot:lock:';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(lockPrefix)) problems.push('ALLOT_LOCK_PREFIX must be 1-64 characters from [A-Za-z0-9_.:-]');
+
+  if (defaultStrategy === REDIS_LOCK_STRATEGY && locksUrl === undefined && /^(mysql|mariadb):/i.test(databaseUrl)) {
+    problems.push(`ALLOT_DEFAULT_STRATEGY=${REDIS_LOCK_STRATEGY} needs a lock backend shared by every instance, and MariaDB/MySQL has none allot can use: set LOCKS_URL (e.g. redis://host:6379), or choose another strategy`);
+  }
 
   const railUrl = get('ALLOT_RAIL_URL');
   if (railUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(railUrl)) problems.push(`ALLOT_RAIL_URL=${railUrl} must be an http:// or https:// URL of a payment rail (docs/payouts.md, "The rail protocol")`);
@@ -143,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbTimeoutMs: int('DB_TIMEOUT_MS', 5000, 100, 600_000),
     dbIdleTxTimeoutMs: int('DB_IDLE_TX_TIMEOUT_MS', 2000, 100, 600_000),
     locksUrl,
+    locksDown: locksDown === 'refuse' ? 'refuse' : 'degrade',
     lockPrefix,
     adminToken,
     metricsToken,

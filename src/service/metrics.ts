@@ -40,8 +40,11 @@ const VERSION = (() => {
 export interface MetricSources {
   dialect: string;
   conn: Pick<SqlConnection, 'db' | 'stats'>;
-  /** 'redis' or 'in-process' */
+  /** the lock backend's kind ('redis', 'redis-sentinel', …, 'in-process', 'none') */
   locksKind: string;
+  /** LOCKS_DOWN: with 'degrade' (the default) an instance whose lock backend is down is still
+   * ready (/readyz answers 200 "degraded"); with 'refuse' it is not */
+  locksDown?: 'degrade' | 'refuse';
   pingDatabase(): Promise<void>;
   pingLocks(): Promise<void>;
   /** the age past which idempotency keys are due for purging */
@@ -215,7 +218,7 @@ export function createMetrics(): ServiceMetrics {
     const s = sources;
     const up = (ping: () => Promise<void>) => withTimeout(ping(), SOURCE_TIMEOUT_MS).then(() => 'up' as const, () => 'down' as const);
     const [database, locks] = await Promise.all([up(() => s.pingDatabase()), up(() => s.pingLocks())]);
-    return { ready: database === 'up' && locks === 'up', database, locks, checkedAt: now() };
+    return { ready: database === 'up' && (locks === 'up' || (s.locksDown ?? 'degrade') === 'degrade'), database, locks, checkedAt: now() };
   });
 
   // The campaigns with series: active ones, most recent activity first, where activity is the
@@ -295,7 +298,7 @@ export function createMetrics(): ServiceMetrics {
   });
   new Gauge({
     name: 'allot_ready',
-    help: '1 when every backend answers (what GET /readyz checks), else 0.',
+    help: '1 when GET /readyz answers 200 (the database answers, and the lock backend does or LOCKS_DOWN=degrade), else 0.',
     registers,
     async collect() {
       this.set((await health()).ready ? 1 : 0);
@@ -303,7 +306,7 @@ export function createMetrics(): ServiceMetrics {
   });
   new Gauge({
     name: 'allot_backend_up',
-    help: 'Whether a backend answers: database, locks (Redis, or always 1 for in-process locks).',
+    help: 'Whether a backend answers: database, locks (the LOCKS_URL backend; always 1 for in-process locks).',
     labelNames: ['backend'],
     registers,
     async collect() {

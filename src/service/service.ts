@@ -5,6 +5,7 @@ import { isUnavailable } from '../adapters/sql/errors.ts';
 import { defaultPgliteSchema, migrateToLatest, type MigrateReport } from '../adapters/sql/migrate.ts';
 import { SqlClaimStore } from '../adapters/sql/sql-store.ts';
 import { SqlIdempotencyStore, SqlLease } from '../adapters/sql/sql-idempotency-store.ts';
+import { withFencePrune } from '../adapters/sql/sql-fences.ts';
 import { sql } from 'kysely';
 import { sqlDialect } from '../adapters/sql/dialect.ts';
 import { randomIds, systemClock, systemRandom } from '../adapters/system/clock.ts';
@@ -19,7 +20,7 @@ import type { IdempotencyStore } from '../ports/idempotency-store.ts';
 import type { RandomSource } from '../ports/random.ts';
 import type { ClaimStrategy } from '../ports/claim-strategy.ts';
 import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
-import type { RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
+import { REDIS_LOCK_STRATEGY, type RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
 import { ClaimEngine, type ClaimOutcome, type DrawRecord } from './claim-engine.ts';
 import { IdempotencyProtocol, KeyPurgeScheduler, type KeyPurgeEvents, type KeyPurgeOptions } from './idempotency.ts';
 import { PayoutService, type PayoutOptions } from './payouts.ts';
@@ -27,12 +28,12 @@ import { SqlPayoutStore } from '../adapters/sql/sql-payout-store.ts';
 import type { PaymentRail } from '../ports/payment-rail.ts';
 import { railFromConfig } from './rail.ts';
 import type { Config } from './config.ts';
-import { openLocks, type ServiceLocks } from './locks.ts';
+import { openLocks, type LocksHealth, type ServiceLocks } from './locks.ts';
 import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
   config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>
-    & Partial<Pick<Config, 'locksUrl' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir'>> & {
+    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -103,14 +104,14 @@ export class AllotService {
     this.dialect = store.dialect;
     const keyRetentionMs = Math.max(MIN_KEY_RETENTION_MS, opts.keyPurge?.retentionMs ?? opts.config.keyRetentionMs ?? DEFAULT_KEY_RETENTION_MS);
     metrics.bind({
-      dialect: store.dialect, conn, locksKind: locks.kind, pingDatabase: () => store.ping(), pingLocks: () => locks.ping(), now: () => clock.now(),
+      dialect: store.dialect, conn, locksKind: locks.kind, locksDown: locks.whenDown, pingDatabase: () => store.ping(), pingLocks: () => locks.ping(), now: () => clock.now(),
       keyRetentionMs: () => keyRetentionMs,
     });
     const random = opts.random ?? systemRandom;
     const { redisLock, ...strategyDeps } = opts.strategies ?? {};
     this.strategies = createStrategies(
       { ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }) },
-      redisLock ? { redisLock } : {},
+      { redisLock: { whenLocksDown: locks.whenDown, onLocksDown: (mode) => locks.observeDown(mode), ...redisLock } },
     );
     this.engine = new ClaimEngine({
       store,
@@ -140,7 +141,9 @@ export class AllotService {
     const { onStart, onRun, onError, ...purgeOpts } = opts.keyPurge ?? {};
     const intervalMs = purgeOpts.intervalMs ?? opts.config.keyPurgeIntervalMs ?? 0;
     this.keyPurge = intervalMs > 0
-      ? new KeyPurgeScheduler(keys, new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
+      // idle fencing state (lock_fences) goes in the same run, unless Redlock (its node epochs may
+      // stop expiring, so fresh fences may stay below the prune floor): docs/locks.md, "Bounded fencing state"
+      ? new KeyPurgeScheduler(locks.kind === 'redlock' ? keys : withFencePrune(keys, conn.db, sqlDialect(conn.family)), new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
         ...purgeOpts,
         intervalMs,
         retentionMs: keyRetentionMs,
@@ -192,11 +195,12 @@ export class AllotService {
         }), (r) => (r.applied.length === 0 ? 'up to date' : `applied ${r.applied.join(', ')}`));
       const metrics = createMetrics();
       const locksUrl = opts.config.locksUrl;
+      const lockOpts = { conn, url: locksUrl, databaseUrl: opts.config.databaseUrl, prefix: opts.config.lockPrefix, whenDown: opts.config.locksDown, registry: metrics.registry };
       const locks = await (locksUrl
-        ? step(`connecting to Redis (${maskUrl(locksUrl)})`, () => openLocks({ conn, url: locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry }).catch((err: unknown) => {
-          throw new AllotError('UNAVAILABLE', `${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check LOCKS_URL / REDIS_URL and that Redis is up`, { backend: 'redis' }, { cause: err });
+        ? step(`connecting to the lock backend (${maskUrl(locksUrl)})`, () => openLocks(lockOpts).catch((err: unknown) => {
+          throw new AllotError('UNAVAILABLE', `${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check LOCKS_URL / REDIS_URL and that the lock backend is up`, { backend: 'locks' }, { cause: err });
         }))
-        : openLocks({ conn, url: locksUrl, prefix: opts.config.lockPrefix, registry: metrics.registry }));
+        : openLocks(lockOpts));
       const store = new SqlClaimStore(conn);
       const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
       const rail = opts.rail ?? railFromConfig(opts.config);
@@ -231,6 +235,7 @@ export class AllotService {
     const strategy = this.strategies.get(strategyName);
     if (!strategy) throw new AllotError('VALIDATION_FAILED', `unknown strategy "${strategyName}"`);
     if (!strategy.safe && !this.opts.config.allowUnsafeStrategies) throw new AllotError('UNSAFE_STRATEGY');
+    if (strategyName === REDIS_LOCK_STRATEGY && this.locks.missing !== null) throw new AllotError('VALIDATION_FAILED', this.locks.missing, { field: 'strategy' });
     if (input.id !== undefined && !ID_REGEX.test(input.id)) throw new AllotError('VALIDATION_FAILED', 'id must be 1-128 characters from [A-Za-z0-9_.:-]');
     const id = input.id ?? this.ids.next('cmp_');
     // A lottery's secret seed: 32 random bytes, committed to by its SHA-256 in the campaign view.
@@ -334,9 +339,17 @@ export class AllotService {
     }
   }
 
-  /** Resolves when every backend answers; throws AllotError UNAVAILABLE otherwise. */
-  async ready(): Promise<void> {
-    await Promise.all([this.store.ping(), this.locks.ping()]);
+  /** Whether this instance can serve (/readyz): 'ready', or 'degraded' while the lock backend is
+   * down and LOCKS_DOWN=degrade (lock-based strategies run with the database guard only). Throws
+   * AllotError UNAVAILABLE (details.backends) when the database does not answer, or the lock
+   * backend does not and LOCKS_DOWN=refuse. */
+  async ready(): Promise<{ status: 'ready' | 'degraded'; backends: { database: 'ok'; locks: LocksHealth } }> {
+    const [dbError, locks] = await Promise.all([this.store.ping().then(() => null, (err: unknown) => err ?? new Error('database ping failed')), this.locks.health()]);
+    if (dbError !== null) throw new AllotError('UNAVAILABLE', 'The database does not answer.', { backends: { database: 'down', locks } }, { cause: dbError });
+    if (locks === 'down' && this.locks.whenDown === 'refuse') {
+      throw new AllotError('UNAVAILABLE', `The lock backend (${this.locks.kind}) does not answer, and LOCKS_DOWN=refuse: lock-based claims are refused until it returns.`, { backends: { database: 'ok', locks } });
+    }
+    return { status: locks === 'down' ? 'degraded' : 'ready', backends: { database: 'ok', locks } };
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@ export interface CliResult {
   stderr: string;
 }
 
-const ALLOT_SETTINGS = /^(ALLOT_|DATABASE_URL|DB_|PORT$|HOST$|LOG_LEVEL$|NODE_TEST|NODE_OPTIONS$|REDIS_URL$|LOCKS_URL$)/;
+const ALLOT_SETTINGS = /^(ALLOT_|DATABASE_URL|DB_|PORT$|HOST$|LOG_LEVEL$|NODE_TEST|NODE_OPTIONS$|REDIS_URL$|LOCKS_URL$|LOCKS_DOWN$)/;
 
 /** `env` is added to the cleaned environment; the run is killed (and rejected) after `timeoutMs`. */
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {

@@ -108,7 +108,9 @@ export function maskUrl(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    // Not a WHATWG URL (a multi-host LOCKS_URL such as redlock://a:6379,b:6379): mask the
+    // userinfo's password and password parameters textually.
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/i, '$1***@').replace(/([?&](?:sentinelPassword|password)=)[^&#]*/gi, '$1***');
   }
 }
 

@@ -1,7 +1,7 @@
 // Operations endpoints: liveness, readiness, Prometheus metrics. No token, except /metrics
 // when ALLOT_METRICS_TOKEN is set.
 import type { FastifyPluginAsync } from 'fastify';
-import { errorBody } from '../../core/errors.ts';
+import { errorBody, isAllotError } from '../../core/errors.ts';
 import type { AllotService } from '../../service/service.ts';
 import { bearerMatches } from '../auth.ts';
 import { Health, Readiness, errors, ok, ref, text } from '../schemas.ts';
@@ -13,19 +13,21 @@ export const opsRoutes: FastifyPluginAsync<{ service: AllotService; metricsToken
 
   app.get('/readyz', {
     schema: {
-      operationId: 'getReadiness', tags: ['operations'], summary: 'Every backend answers', security: [],
-      description: '503 UNAVAILABLE (with Retry-After, and error.backends naming the one down) while the database or Redis does not answer, or while this instance shuts down.',
-      response: { 200: ok(ref(Readiness), 'Ready: every backend answers'), ...errors(['UNAVAILABLE', 'INTERNAL'], { v1: false }) },
+      operationId: 'getReadiness', tags: ['operations'], summary: 'This instance can serve claims', security: [],
+      description: '200 "ready" when every backend answers; 200 "degraded" (backends.locks "down") while the database answers and the lock backend does not, with LOCKS_DOWN=degrade (lock-based strategies run with the database guard only), so a load balancer keeps the instance. 503 UNAVAILABLE (with Retry-After, and error.backends naming the one down) while the database does not answer, while the lock backend does not with LOCKS_DOWN=refuse, or while this instance shuts down.',
+      response: { 200: ok(ref(Readiness), 'Ready (or degraded: serving with the lock backend down)'), ...errors(['UNAVAILABLE', 'INTERNAL'], { v1: false }) },
     },
   }, async (req, reply) => {
     try {
-      await service.ready();
-      return { status: 'ready', backends: { database: 'ok', locks: service.locks.kind === 'redis' ? 'ok' : 'in-process' }, dialect: service.dialect };
+      const r = await service.ready();
+      if (r.status === 'degraded') req.log.warn({ backends: r.backends }, 'degraded: the lock backend does not answer; lock-based strategies run with the database guard only');
+      return { status: r.status, backends: r.backends, dialect: service.dialect };
     } catch (err) {
       req.log.warn({ err }, 'not ready');
       reply.header('retry-after', '1');
-      const redisDown = (err as { details?: { backend?: string } }).details?.backend === 'redis';
-      return reply.code(503).send(errorBody('UNAVAILABLE', redisDown ? 'Redis (locks) does not answer.' : 'The database does not answer.', { backends: redisDown ? { locks: 'down' } : { database: 'down' } }));
+      const e = err as { details?: { backends?: Record<string, string> } };
+      const backends = e.details?.backends ?? { database: 'down' };
+      return reply.code(503).send(errorBody('UNAVAILABLE', isAllotError(err) ? err.message : 'The database does not answer.', { backends }));
     }
   });
 

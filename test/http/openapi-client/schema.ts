@@ -536,12 +536,12 @@ export interface components {
         };
         Readiness: {
             /** @enum {string} */
-            status: "ready";
+            status: "ready" | "degraded";
             backends: {
                 /** @enum {string} */
                 database: "ok";
                 /** @enum {string} */
-                locks: "ok" | "in-process";
+                locks: "ok" | "down" | "in-process" | "none";
             } & {
                 [key: string]: unknown;
             };
