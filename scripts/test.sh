@@ -74,13 +74,53 @@ trap 'exit 129' HUP
 service_env="$(bash scripts/services.sh up)"
 eval "$service_env"
 
-reporter=()
-if [[ ! -t 1 ]]; then
-  reporter=(--test-reporter=spec)
+# Test files that start every server they use themselves (Sentinel, Cluster, Redlock nodes, an etcd
+# cluster, a private Redis) and never touch the shared Redis: they run in a second test process
+# beside the others, so their server start-ups and failovers overlap the main run instead of adding
+# to it. Everything else runs one file at a time (some fault tests FLUSHALL or pause the shared Redis).
+ISOLATED_RE='^test/lock/(redis-sentinel|redis-cluster|redlock|etcd|compat-redis-semaphore|sigstop-topologies)\.test\.ts$'
+main_files=()
+side_files=()
+for f in "${files[@]}"; do
+  if [[ "$f" =~ $ISOLATED_RE ]]; then side_files+=("$f"); else main_files+=("$f"); fi
+done
+
+run_tests() {
+  node --import tsx --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "${node_args[@]}" "$@"
+}
+
+# The summary of one test process's spec output: "tests pass fail skipped".
+summary_of() {
+  awk '/^ℹ tests /{t=$3} /^ℹ pass /{p=$3} /^ℹ fail /{f=$3} /^ℹ skipped /{s=$3} END{print t+0, p+0, f+0, s+0}' "$1"
+}
+
+side_log="$ALLOT_SERVICES_DIR/side-tests.log"
+side_pid=""
+if ((${#side_files[@]} > 0 && ${#main_files[@]} > 0)); then
+  run_tests "${side_files[@]}" > "$side_log" 2>&1 &
+  side_pid=$!
+elif ((${#side_files[@]} > 0)); then
+  main_files=("${side_files[@]}")
 fi
 
+main_log="$ALLOT_SERVICES_DIR/main-tests.log"
 set +e
-node --import tsx --test --test-concurrency=1 --test-timeout=300000 "${reporter[@]}" "${node_args[@]}" "${files[@]}"
-rc=$?
+run_tests "${main_files[@]}" 2>&1 | tee "$main_log"
+rc=${PIPESTATUS[0]}
+side_rc=0
+if [[ -n "$side_pid" ]]; then
+  wait "$side_pid"
+  side_rc=$?
+  echo
+  echo "# the self-contained lock backend tests, run beside the others: ${side_files[*]}"
+  cat "$side_log"
+fi
 set -e
-exit "$rc"
+
+read -r t1 p1 f1 s1 < <(summary_of "$main_log")
+t2=0 p2=0 f2=0 s2=0
+[[ -n "$side_pid" ]] && read -r t2 p2 f2 s2 < <(summary_of "$side_log")
+echo "# all test processes: tests $((t1 + t2)), pass $((p1 + p2)), fail $((f1 + f2)), skipped $((s1 + s2))"
+echo "$((p1 + p2)) passed, $((f1 + f2)) failed"
+if ((rc != 0)); then exit "$rc"; fi
+exit "$side_rc"
