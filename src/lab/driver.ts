@@ -190,9 +190,17 @@ async function runOne(ctx: RunContext, run: StrategyRun): Promise<LabRow> {
       if (res.status !== 201) throw new Error(`creating campaign ${id} on ${opts.targets![0]}: ${res.status} ${await res.text()}`);
     }
   } else {
-    service = await AllotService.open({ config: { databaseUrl: ctx.db!.url, dbPoolSize: 2, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: true }, migrate: false });
-    for (const id of campaigns) {
-      await service.createCampaign({ id, name: runId, ...campaignInput(scenario), strategy: run.strategy });
+    // The workers' lock backend: on MariaDB a redis-lock campaign is refused by a service with none.
+    const locks = ctx.redisUrl ? { locksUrl: ctx.redisUrl, lockPrefix: `lab:${runId}:` } : {};
+    service = await AllotService.open({ config: { databaseUrl: ctx.db!.url, dbPoolSize: 2, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: true, ...locks }, migrate: false });
+    try {
+      for (const id of campaigns) {
+        await service.createCampaign({ id, name: runId, ...campaignInput(scenario), strategy: run.strategy });
+      }
+    } catch (err) {
+      // Its pools and lock connections would keep the process alive.
+      await service.close().catch(() => undefined);
+      throw err;
     }
     // The warm-up takes the claim path the run will (a lottery's draw for a lottery).
     const warmup = scenario.campaign.prizes ? { kind: 'lottery' as const, prizes: [{ id: 'warmup', name: 'warm-up', stock: 1_000_000, weight: 1 }] } : { kind: 'coupon' as const, stock: 1_000_000 };

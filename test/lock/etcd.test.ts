@@ -12,11 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { BackendLockProvider, EtcdClient, EtcdLockBackend, MemoryFenceAnchor, StaleFenceError, createEtcdLockProvider, type AttemptResult, type LockProvider } from '../../packages/lock/src/index.ts';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
-import { lockFences } from '../../src/adapters/sql/migrations/002-lock-fences.ts';
-import { lockFenceHolders } from '../../src/adapters/sql/migrations/007-lock-fence-holders.ts';
-import { lockFencePrune } from '../../src/adapters/sql/migrations/008-lock-fence-prune.ts';
-import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
-import { sql } from 'kysely';
+import { migrateToLatest } from '../../src/adapters/sql/migrate.ts';
 import { checkFence } from '../helpers/fences.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
 import { lockContract } from './contract.ts';
@@ -170,7 +166,8 @@ describe('etcd lock faults', () => {
     // initdb), opened while the holder process starts.
     const dir = await mkdtemp(join(tmpdir(), 'allot-etcd-pglite-'));
     const opening = connectSql({ url: `pglite://${join(dir, 'db')}`, poolSize: 1, timeoutMs: 5_000 }).then(async (conn: SqlConnection) => {
-      for (const stmt of [...lockFences.statements(sqlDialect(conn.family)), ...lockFenceHolders.statements(sqlDialect(conn.family)), ...lockFencePrune.statements(sqlDialect(conn.family))]) await sql.raw(stmt).execute(conn.db);
+      // Fresh, or copied from an already migrated template: migrateToLatest handles both.
+      await migrateToLatest(conn);
       return conn;
     });
     opening.catch(() => undefined);

@@ -52,13 +52,14 @@ describe('lock Lua scripts', () => {
       it('runs by hash, reloads after SCRIPT FLUSH, and maps NOSCRIPT', async () => {
         const client = await connect(kind, server.url);
         try {
+          // ARGV: the epoch, no failover guard ('0'), no TTL ('0')
           const s = lockScript('installEpoch');
-          await assert.rejects(client.evalsha(s.sha, ['e'], ['5']), (e: unknown) => isNoScriptError(e));
-          assert.deepEqual(await runScript(client, s, ['e'], ['5']), [1, '5']);
-          assert.deepEqual(await client.evalsha(s.sha, ['e'], ['4']), [0, '5']);
+          await assert.rejects(client.evalsha(s.sha, ['e'], ['5', '0', '0']), (e: unknown) => isNoScriptError(e));
+          assert.deepEqual(await runScript(client, s, ['e'], ['5', '0', '0']), [1, '5']);
+          assert.deepEqual(await client.evalsha(s.sha, ['e'], ['4', '0', '0']), [0, '5']);
           await client.command(['SCRIPT', 'FLUSH']);
-          assert.deepEqual(await runScript(client, s, ['e'], ['12']), [1, '12']);
-          assert.deepEqual(await runScript(client, s, ['e'], ['9']), [0, '12'], 'digit-string compare: 9 < 12');
+          assert.deepEqual(await runScript(client, s, ['e'], ['12', '0', '0']), [1, '12']);
+          assert.deepEqual(await runScript(client, s, ['e'], ['9', '0', '0']), [0, '12'], 'digit-string compare: 9 < 12');
           await assert.rejects(runScript(client, s, ['a', 'b'], ['1']), /takes 1 keys/);
         } finally {
           await client.quit();
