@@ -216,14 +216,17 @@ export class BackendLockProvider implements LockProvider {
           // subscription would otherwise go unnoticed until the holder's TTL ran out.
           const l = new WakeLatch();
           try {
-            sub = await this.#be.subscribe(key, (payload) => {
+            const onWake = (payload: string) => {
               // Wake-ups name the queue's head (and its lease, in ms): only the head retries, the
               // others shorten their wait to that lease, so a dead head costs at most one lease.
               const sp = payload.indexOf(' ');
               const target = sp < 0 ? payload : payload.slice(0, sp);
               if (target === '*' || target === ownerId) l.signal();
               else l.limit(Number(payload.slice(sp + 1)) || o.waiterTtlMs);
-            });
+            };
+            // A backend that can wake this waiter alone (Redis: on this provider's own channel)
+            // spares every other waiting process the message.
+            sub = await (this.#be.subscribeOwner ? this.#be.subscribeOwner(key, ownerId, onWake) : this.#be.subscribe(key, onWake));
             latch = l;
             continue;
           } catch (error) {

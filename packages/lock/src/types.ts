@@ -88,6 +88,11 @@ export interface LockBackend {
   leaveQueue(key: string, ownerId: string): Promise<void>;
   /** wake-ups for key: payload '*' (anyone) or the owner id of the fair queue's head. Throws if unavailable. */
   subscribe(key: string, onWake: (payload: string) => void): Promise<WakeSubscription>;
+  /** Optional: wake-ups for one waiter, ownerId, of key (same payloads). A backend that can wake
+   * the head alone (Redis: on its provider's own channel) implements it; otherwise the provider
+   * uses subscribe(). Must deliver every wake-up subscribe() would deliver to that waiter: every
+   * message naming ownerId, every '*', and the head's lease for the others. Throws if unavailable. */
+  subscribeOwner?(key: string, ownerId: string, onWake: (payload: string) => void): Promise<WakeSubscription>;
   close(): Promise<void>;
 }
 

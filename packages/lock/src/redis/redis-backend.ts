@@ -21,6 +21,10 @@ function releaseResult(reply: unknown): ReleaseResult {
 }
 const MAX_EPOCH_INSTALLS = 3;
 
+/** An owner id a provider generated, "<16 hex provider id>:<seq>": the pattern includes/wakeNext.lua
+ * matches to wake it on its provider's own channel. */
+const PROVIDER_OWNER_ID = /^([0-9A-Fa-f]{16}):[0-9A-Za-z]+$/;
+
 /** Fencing state expiry defaults (docs/locks.md, "Bounded fencing state"). */
 export const REDIS_FENCE_TTL_DEFAULTS = Object.freeze({ epochTtlMs: 3_600_000, fenceTtlMs: 3_600_000 });
 
@@ -35,6 +39,14 @@ export interface RedisLockKeys {
   leases: string;
   channel: string;
   epoch: string;
+}
+
+/** The channels a waiter listens on (docs/locks.md, "Waiting: pub/sub wake-ups"). */
+export interface RedisWakeChannels {
+  /** the lock's channel */
+  key: string;
+  /** its provider's own channel; undefined for a caller-chosen identifier */
+  owner: string | undefined;
 }
 
 export interface RedisLockBackendOptions {
@@ -90,6 +102,9 @@ export class RedisLockBackend implements LockBackend {
   readonly #guard: '0' | '1';
   readonly #epochTtl: string;
   readonly #fenceTtl: string;
+  /** prefix of the providers' own wake-up channels (classic pub/sub: every node of a cluster
+   * carries every channel, so they need no hash tag) */
+  readonly #ownerChannels: string;
   #fetching: Promise<bigint> | undefined;
   #nextFetch: Promise<bigint> | undefined;
 
@@ -98,6 +113,7 @@ export class RedisLockBackend implements LockBackend {
     this.#anchor = opts.fenceAnchor;
     this.prefix = opts.prefix ?? 'allot:lock:';
     this.#cluster = opts.layout === 'cluster';
+    this.#ownerChannels = `${this.prefix}w@`;
     this.#guard = (opts.failoverGuard ?? this.#cluster) ? '1' : '0';
     this.#epochTtl = ttlArg('epochTtlMs', opts.epochTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.epochTtlMs);
     this.#fenceTtl = ttlArg('fenceTtlMs', opts.fenceTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.fenceTtlMs);
@@ -222,11 +238,18 @@ export class RedisLockBackend implements LockBackend {
   release(key: string, ownerId: string): Promise<ReleaseResult> {
     if (this.#cluster) {
       const k = this.keys(key);
-      return this.#run('releaseLock', key, [k.lock, k.queue, k.leases], [ownerId, k.channel]).then(releaseResult);
+      return this.#run('releaseLock', key, [k.lock, k.queue, k.leases], [ownerId, k.channel, this.#ownerChannels]).then(releaseResult);
     }
     const p = this.prefix;
     const k = boundedResource(key);
-    return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`], [ownerId, `${p}w:${k}`]).then(releaseResult);
+    return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`], [ownerId, `${p}w:${k}`, this.#ownerChannels]).then(releaseResult);
+  }
+
+  /** The channels a waiter with this owner id listens on: its provider's own channel (owner ids a
+   * provider generated) and the lock's channel, which carries the rest. */
+  wakeChannels(key: string, ownerId: string): RedisWakeChannels {
+    const m = PROVIDER_OWNER_ID.exec(ownerId);
+    return { key: this.keys(key).channel, owner: m ? this.#ownerChannels + m[1] : undefined };
   }
 
   async refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void> {
@@ -236,11 +259,33 @@ export class RedisLockBackend implements LockBackend {
 
   async leaveQueue(key: string, ownerId: string): Promise<void> {
     const k = this.keys(key);
-    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases], [ownerId, k.channel]);
+    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases], [ownerId, k.channel, this.#ownerChannels]);
   }
 
   subscribe(key: string, onWake: (payload: string) => void): Promise<WakeSubscription> {
     return this.#hub.subscribe(this.keys(key).channel, onWake);
+  }
+
+  /**
+   * Wake-ups for one waiter: a release wakes a head whose owner id a provider generated on that
+   * provider's own channel (one delivery per release whatever the number of waiting processes),
+   * and uses the lock's channel for everything else (caller-chosen identifiers, '*', a head
+   * nobody received the message for). So the waiter listens on both; the shared subscriber
+   * connection subscribes to each channel once.
+   */
+  async subscribeOwner(key: string, ownerId: string, onWake: (payload: string) => void): Promise<WakeSubscription> {
+    const ch = this.wakeChannels(key, ownerId);
+    if (ch.owner === undefined) return this.#hub.subscribe(ch.key, onWake);
+    const subs = await Promise.allSettled([this.#hub.subscribe(ch.key, onWake), this.#hub.subscribe(ch.owner, onWake, ownerId)]);
+    const failed = subs.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const close = () => {
+      for (const s of subs) if (s.status === 'fulfilled') s.value.close();
+    };
+    if (failed) {
+      close();
+      throw failed.reason;
+    }
+    return { close };
   }
 
   close(): Promise<void> {

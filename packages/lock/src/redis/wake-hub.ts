@@ -2,11 +2,19 @@
 // channel subscriptions. Unused channels linger briefly so a busy key does not SUBSCRIBE/UNSUBSCRIBE
 // on every wait; when the last one goes, the connection is closed too, so an idle provider never
 // keeps the process alive (a script that locked and returned exits without close()).
+// A listener subscribes to a whole channel (a key's channel: every message), or to the messages
+// of one owner id on it (a provider's own channel, messages "<owner id> <ms>"): those are handed
+// to that owner's listeners only, with a map lookup whatever the number of waiters.
 import type { RedisClient, RedisSubscriber } from './client.ts';
 import type { WakeSubscription } from '../types.ts';
 
+type Listener = (payload: string) => void;
+
 interface Channel {
-  listeners: Set<(payload: string) => void>;
+  /** every message */
+  listeners: Set<Listener>;
+  /** messages naming this owner id (first word of the payload); "*" reaches all of them */
+  owners: Map<string, Set<Listener>>;
   ready: Promise<void>;
   linger: NodeJS.Timeout | undefined;
 }
@@ -36,11 +44,11 @@ export class WakeHub {
         sub.onError(this.#onError);
         sub.onMessage((channel, message) => {
           const ch = this.#channels.get(channel);
-          if (ch) for (const l of ch.listeners) l(message);
+          if (ch) deliver(ch, message);
         });
         // Messages published while disconnected are gone: wake every waiter to re-check.
         sub.onReconnect(() => {
-          for (const ch of this.#channels.values()) for (const l of ch.listeners) l('*');
+          for (const ch of this.#channels.values()) deliver(ch, '*');
         });
         return sub;
       },
@@ -52,7 +60,8 @@ export class WakeHub {
     return this.#sub;
   }
 
-  async subscribe(channel: string, listener: (payload: string) => void): Promise<WakeSubscription> {
+  /** Listens on channel: to every message, or (owner given) to those naming owner, and '*'. */
+  async subscribe(channel: string, listener: Listener, owner?: string): Promise<WakeSubscription> {
     let sub: RedisSubscriber;
     this.#pending++;
     try {
@@ -67,7 +76,7 @@ export class WakeHub {
     let ch = this.#channels.get(channel);
     if (!ch) {
       const ready = sub.subscribe(channel);
-      ch = { listeners: new Set(), ready, linger: undefined };
+      ch = { listeners: new Set(), owners: new Map(), ready, linger: undefined };
       this.#channels.set(channel, ch);
       ready.catch(() => {
         if (this.#channels.get(channel) === ch) this.#channels.delete(channel);
@@ -75,13 +84,16 @@ export class WakeHub {
     }
     clearTimeout(ch.linger);
     ch.linger = undefined;
-    ch.listeners.add(listener);
+    const set = owner === undefined ? ch.listeners : ch.owners.get(owner) ?? ch.owners.set(owner, new Set()).get(owner)!;
+    set.add(listener);
     const entry = ch;
     const close = () => {
-      if (!entry.listeners.delete(listener) || entry.listeners.size > 0) return;
+      if (!set.delete(listener)) return;
+      if (owner !== undefined && set.size === 0 && entry.owners.get(owner) === set) entry.owners.delete(owner);
+      if (inUse(entry)) return;
       clearTimeout(entry.linger);
       entry.linger = setTimeout(() => {
-        if (entry.listeners.size > 0) return;
+        if (inUse(entry)) return;
         if (this.#channels.get(channel) === entry) {
           this.#channels.delete(channel);
           sub.unsubscribe(channel).catch(this.#onError);
@@ -115,6 +127,23 @@ export class WakeHub {
     this.#sub = undefined;
     if (sub) await (await sub.catch(() => undefined))?.quit().catch(() => undefined);
   }
+}
+
+function inUse(ch: Channel): boolean {
+  return ch.listeners.size > 0 || ch.owners.size > 0;
+}
+
+function deliver(ch: Channel, message: string): void {
+  for (const l of ch.listeners) l(message);
+  if (ch.owners.size === 0) return;
+  const sp = message.indexOf(' ');
+  const target = sp < 0 ? message : message.slice(0, sp);
+  if (target === '*') {
+    for (const set of ch.owners.values()) for (const l of set) l(message);
+    return;
+  }
+  const set = ch.owners.get(target);
+  if (set) for (const l of set) l(message);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
