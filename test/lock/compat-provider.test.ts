@@ -22,6 +22,7 @@ import {
   type RedisClient,
 } from '../../packages/lock/src/index.ts';
 import { connect, redisUrl, uniquePrefix } from './redis-harness.ts';
+import { backendHarness } from './contract.ts';
 
 let unique = 0;
 const k = (name: string) => `${name}:${process.pid}:${++unique}`;
@@ -141,22 +142,13 @@ providerFeatures('redis (ioredis)', async () => {
   const client = await connect('ioredis', srv.url);
   const prefix = uniquePrefix('compat-provider');
   const anchor = new MemoryFenceAnchor();
-  const backends: RedisLockBackend[] = [];
-  const newBackend = () => {
-    const b = new RedisLockBackend({ client, fenceAnchor: anchor, prefix });
-    backends.push(b);
-    return b;
-  };
-  const shared = newBackend();
-  return {
-    make: (opts) => new BackendLockProvider(newBackend(), opts),
-    backend: () => shared,
-    close: async () => {
-      await Promise.all(backends.map((b) => b.close()));
+  return backendHarness(
+    () => new RedisLockBackend({ client, fenceAnchor: anchor, prefix }),
+    async () => {
       await client.quit();
       await srv.stop();
     },
-  };
+  );
 });
 
 /** A RedisClient whose every command fails with `message`. */

@@ -3,6 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
+  BackendLockProvider,
   LockAbortedError,
   LockLostError,
   LockTimeoutError,
@@ -12,6 +13,26 @@ import {
   type LockProvider,
   type LockProviderOptions,
 } from '../../packages/lock/src/index.ts';
+
+/** The usual harness over one store: a fresh backend for every provider (so providers contend like
+ * separate processes), the first one shared; close() closes every backend, then the store. */
+export function backendHarness(newBackend: () => LockBackend, closeStore: () => Promise<void> | void): ContractHarness & { make(opts?: LockProviderOptions): BackendLockProvider } {
+  const backends: LockBackend[] = [];
+  const next = () => {
+    const b = newBackend();
+    backends.push(b);
+    return b;
+  };
+  const shared = next();
+  return {
+    make: (opts) => new BackendLockProvider(next(), opts),
+    backend: () => shared,
+    close: async () => {
+      await Promise.all(backends.map((b) => b.close()));
+      await closeStore();
+    },
+  };
+}
 
 export interface ContractHarness {
   /** a provider sharing the harness's store (distinct providers contend with each other) */

@@ -15,7 +15,7 @@ import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.t
 import { migrateToLatest } from '../../src/adapters/sql/migrate.ts';
 import { checkFence } from '../helpers/fences.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
-import { lockContract } from './contract.ts';
+import { backendHarness, lockContract } from './contract.ts';
 import { openEtcd, parseEtcdUrl } from '../../src/service/lock-backends/etcd.ts';
 import type { LockBackendContext } from '../../src/service/lock-backends/types.ts';
 import { Registry } from 'prom-client';
@@ -48,21 +48,12 @@ lockContract('etcd (3 members, JSON gateway)', async () => {
   const c = await getCluster();
   const client = new EtcdClient({ endpoints: c.endpoints });
   const prefix = prefixFor('contract');
-  const backends: EtcdLockBackend[] = [];
-  const newBackend = () => {
-    const b = new EtcdLockBackend({ client, ownsClient: false, prefix });
-    backends.push(b);
-    return b;
-  };
-  const shared = newBackend();
-  return {
-    make: (opts) => new BackendLockProvider(newBackend(), opts),
-    backend: () => shared,
-    close: async () => {
-      await Promise.all(backends.map((b) => b.close()));
+  return backendHarness(
+    () => new EtcdLockBackend({ client, ownsClient: false, prefix }),
+    async () => {
       client.close();
     },
-  };
+  );
 });
 
 describe('etcd lock faults', () => {

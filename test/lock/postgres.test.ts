@@ -14,9 +14,9 @@ import { sql } from 'kysely';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
 import { MIGRATIONS } from '../../src/adapters/sql/migrations/index.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
-import { BackendLockProvider, LockLostError, MemoryFenceAnchor, PostgresLockBackend, createPostgresLockProvider, type LockProvider } from '../../packages/lock/src/index.ts';
+import { LockLostError, MemoryFenceAnchor, PostgresLockBackend, createPostgresLockProvider, type LockProvider } from '../../packages/lock/src/index.ts';
 import { checkFence } from '../helpers/fences.ts';
-import { lockContract, type ContractHarness } from './contract.ts';
+import { backendHarness, lockContract, type ContractHarness } from './contract.ts';
 
 const PG = process.env.DATABASE_URL_PG;
 const WRITER = fileURLToPath(new URL('./fixtures/postgres-fenced-writer.ts', import.meta.url));
@@ -48,21 +48,12 @@ function pgHarness(prefix: string): () => Promise<ContractHarness> {
   return async () => {
     await adminPool();
     const pool = newPool(40);
-    const backends: PostgresLockBackend[] = [];
-    const newBackend = () => {
-      const b = new PostgresLockBackend({ pool, schema, prefix });
-      backends.push(b);
-      return b;
-    };
-    const shared = newBackend();
-    return {
-      make: (opts) => new BackendLockProvider(newBackend(), opts),
-      backend: () => shared,
-      close: async () => {
-        await Promise.all(backends.map((b) => b.close()));
+    return backendHarness(
+      () => new PostgresLockBackend({ pool, schema, prefix }),
+      async () => {
         await pool.end();
       },
-    };
+    );
   };
 }
 

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { startRedis, type TestServer } from '../helpers/servers.ts';
-import { MemoryFenceAnchor, RedisLockBackend, BackendLockProvider, fromIoredis, fromNodeRedis, type RedisClient } from '../../packages/lock/src/index.ts';
-import type { ContractHarness } from './contract.ts';
+import { MemoryFenceAnchor, RedisLockBackend, fromIoredis, fromNodeRedis, type RedisClient } from '../../packages/lock/src/index.ts';
+import { backendHarness, type ContractHarness } from './contract.ts';
 
 let server: TestServer | undefined;
 
@@ -33,21 +33,12 @@ export function redisHarness(kind: ClientKind): () => Promise<ContractHarness> {
     const client = await connect(kind, srv.url);
     const anchor = new MemoryFenceAnchor();
     const prefix = uniquePrefix(kind);
-    const backends: RedisLockBackend[] = [];
-    const newBackend = () => {
-      const b = new RedisLockBackend({ client, fenceAnchor: anchor, prefix });
-      backends.push(b);
-      return b;
-    };
-    const shared = newBackend();
-    return {
-      make: (opts) => new BackendLockProvider(newBackend(), opts),
-      backend: () => shared,
-      close: async () => {
-        await Promise.all(backends.map((b) => b.close()));
+    return backendHarness(
+      () => new RedisLockBackend({ client, fenceAnchor: anchor, prefix }),
+      async () => {
         await client.quit();
         await srv.stop();
       },
-    };
+    );
   };
 }

@@ -7,12 +7,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
-import { BackendLockProvider, FENCE_COUNTER_BITS, MemoryFenceAnchor, NOOP_LOCK_METRICS, RedisLockBackend, createRedisSentinelLockProvider, fromIoredis, type LockProvider } from '../../packages/lock/src/index.ts';
+import { FENCE_COUNTER_BITS, MemoryFenceAnchor, NOOP_LOCK_METRICS, RedisLockBackend, createRedisSentinelLockProvider, fromIoredis, type LockProvider } from '../../packages/lock/src/index.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { SqlFenceAnchor, raiseFence } from '../../src/adapters/sql/sql-fences.ts';
 import { openRedisSentinel as open, parseRedisSentinelUrl } from '../../src/service/lock-backends/redis-sentinel.ts';
 import { openFencedDb, startSentinelTopology, type SentinelTopology } from '../helpers/redis-topologies.ts';
-import { lockContract } from './contract.ts';
+import { backendHarness, lockContract } from './contract.ts';
 import { uniquePrefix } from './redis-harness.ts';
 
 let topology: Promise<SentinelTopology> | undefined;
@@ -39,22 +39,13 @@ lockContract('redis-sentinel (ioredis)', async () => {
   const client = fromIoredis(redis);
   const anchor = new MemoryFenceAnchor();
   const prefix = uniquePrefix('sentinel');
-  const backends: RedisLockBackend[] = [];
-  const newBackend = () => {
-    const b = new RedisLockBackend({ client, fenceAnchor: anchor, prefix, failoverGuard: true });
-    backends.push(b);
-    return b;
-  };
-  const shared = newBackend();
-  return {
-    make: (opts) => new BackendLockProvider(newBackend(), opts),
-    backend: () => shared,
-    close: async () => {
-      await Promise.all(backends.map((b) => b.close()));
+  return backendHarness(
+    () => new RedisLockBackend({ client, fenceAnchor: anchor, prefix, failoverGuard: true }),
+    async () => {
       await redis.quit();
       redis.disconnect(); // quit() leaves the failover detector's connections open
     },
-  };
+  );
 });
 
 describe('redis-sentinel', () => {

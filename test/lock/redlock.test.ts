@@ -4,8 +4,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BackendLockProvider, MemoryFenceAnchor, QuorumError, RedlockBackend, StaleFenceError, createRedlockProvider, type LockProvider, type RedisClient } from '../../packages/lock/src/index.ts';
-import { lockContract } from './contract.ts';
+import { MemoryFenceAnchor, QuorumError, RedlockBackend, StaleFenceError, createRedlockProvider, type LockProvider, type RedisClient } from '../../packages/lock/src/index.ts';
+import { backendHarness, lockContract } from './contract.ts';
 import { startRedlockNodes, type RedlockNodes } from '../helpers/redlock-servers.ts';
 import { uniquePrefix } from './redis-harness.ts';
 import { connectSql, type SqlConnection } from '../../src/adapters/sql/connect.ts';
@@ -24,22 +24,13 @@ lockContract('redlock (3 nodes)', async () => {
   const nodes = await startRedlockNodes(3);
   const anchor = new MemoryFenceAnchor();
   const prefix = uniquePrefix('redlock');
-  const backends: RedlockBackend[] = [];
-  const newBackend = () => {
-    // a generous per-node timeout: this machine is shared and loaded; the default is 100 ms
-    const b = new RedlockBackend({ clients: nodes.clients, nodeNames: nodes.names, fenceAnchor: anchor, prefix, nodeTimeoutMs: 250 });
-    backends.push(b);
-    return b;
-  };
-  const shared = newBackend();
-  return {
-    make: (opts) => new BackendLockProvider(newBackend(), opts),
-    backend: () => shared,
-    close: async () => {
-      await Promise.all(backends.map((b) => b.close()));
+  // a generous per-node timeout: this machine is shared and loaded; the default is 100 ms
+  return backendHarness(
+    () => new RedlockBackend({ clients: nodes.clients, nodeNames: nodes.names, fenceAnchor: anchor, prefix, nodeTimeoutMs: 250 }),
+    async () => {
       await nodes.close();
     },
-  };
+  );
 });
 
 describe('redlock faults', () => {

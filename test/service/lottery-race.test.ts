@@ -4,14 +4,14 @@
 // at most 3 claims per user (and per UTC day). Run per server dialect and strategy; then the
 // same race on PostgreSQL with an admin adding stock and pausing/resuming during it.
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { AllotService } from '../../src/service/service.ts';
 import type { Claim } from '../../src/core/claim.ts';
 import { dialects, STRATEGIES } from '../helpers/dialects.ts';
-import { once, shuffle } from './race-harness.ts';
+import { once, shuffle, startWorkers, stopWorkers } from './race-harness.ts';
 import type { Draw, DrawResult, WorkerMessage } from './lottery-race-worker.ts';
 
 const WORKERS = 4;
@@ -51,29 +51,6 @@ interface Race {
   /** first "go" to the last worker's last answer */
   wallMs: number;
   go: number;
-}
-
-/** WORKERS processes, each with its own service (own pool, own lock client), kept for every race of a dialect. */
-async function startWorkers(url: string, lockPrefix: string): Promise<ChildProcess[]> {
-  const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const ready = children.map((c) => once<{ type: string }>(c, 'ready'));
-  const open: WorkerMessage = { type: 'open', url, lockPrefix, ...(process.env.REDIS_URL ? { locksUrl: process.env.REDIS_URL } : {}) };
-  for (const c of children) c.send(open);
-  await Promise.all(ready);
-  return children;
-}
-
-async function stopWorkers(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(async (c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-      c.send({ type: 'close' } satisfies WorkerMessage);
-      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
 }
 
 /** Runs the race on the workers; `during(go)` runs in this process from the moment "go" is sent. */
@@ -175,7 +152,7 @@ for (const d of dialects({ servers: true })) {
         config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix },
       });
       // The service above migrated the database; the workers open it without migrating.
-      workers = await startWorkers(d.url(), lockPrefix);
+      workers = await startWorkers(WORKER, WORKERS, d.url(), lockPrefix);
     });
     after(async () => {
       await stopWorkers(workers);

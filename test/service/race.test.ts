@@ -2,13 +2,13 @@
 // 100 from 300 users, every user claiming twice (half of the repeats are retries with the same
 // Idempotency-Key, half new requests). Run per server dialect and strategy.
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { AllotService } from '../../src/service/service.ts';
 import { dialects, STRATEGIES } from '../helpers/dialects.ts';
-import { once, shuffle } from './race-harness.ts';
+import { once, shuffle, startWorkers, stopWorkers } from './race-harness.ts';
 import type { WorkerMessage } from './race-worker.ts';
 
 const WORKERS = 4;
@@ -41,16 +41,6 @@ function claimsFor(): Array<{ userId: string; key: string | null }> {
   return shuffle(claims);
 }
 
-/** WORKERS processes, each with its own service (own pool, own lock client), kept for every race of a dialect. */
-async function startWorkers(url: string, lockPrefix: string): Promise<ChildProcess[]> {
-  const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const ready = children.map((c) => once<{ type: string }>(c, 'ready'));
-  const open: WorkerMessage = { type: 'open', url, lockPrefix, ...(process.env.REDIS_URL ? { locksUrl: process.env.REDIS_URL } : {}) };
-  for (const c of children) c.send(open);
-  await Promise.all(ready);
-  return children;
-}
-
 async function race(children: ChildProcess[], campaignId: string): Promise<Result[]> {
   const claims = claimsFor();
   const share = (i: number) => claims.filter((_, j) => j % WORKERS === i);
@@ -60,19 +50,6 @@ async function race(children: ChildProcess[], campaignId: string): Promise<Resul
   const done = children.map((c) => once<{ type: string; results?: Result[] }>(c, 'done'));
   for (const c of children) c.send({ type: 'go' } satisfies WorkerMessage);
   return (await Promise.all(done)).flatMap((m) => m.results ?? []);
-}
-
-async function stopWorkers(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(async (c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-      c.send({ type: 'close' } satisfies WorkerMessage);
-      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
 }
 
 for (const d of dialects({ servers: true })) {
@@ -85,7 +62,7 @@ for (const d of dialects({ servers: true })) {
         config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: process.env.REDIS_URL, lockPrefix },
       });
       // The service above migrated the database; the workers open it without migrating.
-      workers = await startWorkers(d.url(), lockPrefix);
+      workers = await startWorkers(WORKER, WORKERS, d.url(), lockPrefix);
     });
     after(async () => {
       await stopWorkers(workers);

@@ -10,8 +10,10 @@ export interface LeaseContext {
   emit: (e: LockEvent) => void;
   now: () => number;
   drift: (ttlMs: number) => number;
-  /** set when someone measures handovers */
-  onReleased: ((key: string) => void) | undefined;
+  /** set when someone measures handovers: called when release() starts (a handover is timed from
+   * there, and a waiter may take the lock before the release call returns, e.g. Redlock, which
+   * answers once every node did), and again with released false when the lock was not ours */
+  onReleased: ((key: string, released?: boolean) => void) | undefined;
 }
 
 export class LeaseState {
@@ -114,6 +116,7 @@ export class LeaseState {
     this.#done = true;
     // A promise chain rather than async/await: one fewer promise on every release.
     let pending: Promise<ReleaseResult>;
+    this.ctx.onReleased?.(this.key);
     try {
       pending = this.ctx.backend.release(this.key, this.ownerId);
     } catch (error) {
@@ -122,9 +125,10 @@ export class LeaseState {
     return pending.then(
       (result) => {
         // released while lost: still held, but past a deadline it could no longer prove (reported then)
-        if (result === 'released') this.ctx.onReleased?.(this.key);
+        if (result === 'released') return;
+        this.ctx.onReleased?.(this.key, false);
         // notHeld: it expired (nobody took it since); notOwner: another owner holds it, left alone.
-        else this.#reportLoss(new LockLostError(this.key, result === 'notOwner' ? 'held by another owner when released' : 'expired before it was released'));
+        this.#reportLoss(new LockLostError(this.key, result === 'notOwner' ? 'held by another owner when released' : 'expired before it was released'));
       },
       (error: unknown) => {
         throw error instanceof LockBackendError ? error : new LockBackendError(this.key, 'release', error);

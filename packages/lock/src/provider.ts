@@ -62,7 +62,11 @@ export class BackendLockProvider implements LockProvider {
       drift: (ttl) => driftMs(ttl, this.#defaults),
       // Handover timing is only kept when someone listens for it.
       onReleased: this.#metrics.handover
-        ? (key) => {
+        ? (key, released = true) => {
+            if (!released) {
+              this.#releasedAt.delete(key);
+              return;
+            }
             this.#releasedAt.set(key, performance.now());
             if (this.#releasedAt.size > 10_000) this.#releasedAt.clear();
           }
