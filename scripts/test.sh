@@ -89,9 +89,10 @@ run_tests() {
   node --import tsx --test --test-concurrency=1 --test-timeout=300000 --test-reporter=spec "${node_args[@]}" "$@"
 }
 
-# The summary of one test process's spec output: "tests pass fail skipped".
+# The summary of one test process's spec output: "tests pass fail skipped"; tests cancelled (a file
+# that timed out) count as failed.
 summary_of() {
-  awk '/^ℹ tests /{t=$3} /^ℹ pass /{p=$3} /^ℹ fail /{f=$3} /^ℹ skipped /{s=$3} END{print t+0, p+0, f+0, s+0}' "$1"
+  awk '/^ℹ tests /{t=$3} /^ℹ pass /{p=$3} /^ℹ fail /{f+=$3} /^ℹ cancelled /{f+=$3} /^ℹ skipped /{s=$3} END{print t+0, p+0, f+0, s+0}' "$1"
 }
 
 side_log="$ALLOT_SERVICES_DIR/side-tests.log"
