@@ -28,8 +28,9 @@ const HOLDER = `
 const { createEtcdLockProvider } = await import(process.argv[1]);
 const [endpoints, prefix, key, ttl] = process.argv.slice(2);
 const p = createEtcdLockProvider({ endpoints: endpoints.split(','), prefix, requestTimeoutMs: 800 });
+const startedAt = Date.now(); // etcd grants the lease after this, so it cannot run out before startedAt + ttl
 const lease = await p.acquire(key, { ttlMs: Number(ttl), timeoutMs: 5000 });
-console.log('held ' + lease.fence);
+console.log('held ' + lease.fence + ' ' + startedAt);
 process.stdin.setEncoding('utf8');
 for await (const _ of process.stdin) console.log('fence ' + lease.fence + ' lost=' + lease.signal.aborted);
 `;
@@ -172,15 +173,18 @@ describe('etcd lock faults', () => {
     };
     const p = createEtcdLockProvider({ endpoints: c.endpoints, prefix, requestTimeoutMs: 800 });
     try {
-      const childFence = BigInt((await nextLine()).split(' ')[1]!);
+      const [, fenceText, startedText] = (await nextLine()).split(' ');
+      const childFence = BigInt(fenceText!);
       child.kill('SIGSTOP');
-      const heldAt = Date.now();
+      // Measured from when the holder started acquiring (same machine clock): on a loaded machine its
+      // "held" line can reach us most of a lease later, so our own clock would give no lower bound.
+      const heldAt = Number(startedText);
       conn = await opening;
       await checkFence(conn.db, conn.family, key, childFence); // a write it made while it held the lock
       const lease = await p.acquire(key, { ttlMs: 5_000, timeoutMs: 6_000 });
       const after = Date.now() - heldAt;
       // etcd kept the stopped holder's lease until its TTL ran out (nobody was renewing it)
-      assert.ok(after >= ttl - 300, `taken over ${after} ms after the holder got it, before its ${ttl} ms lease ran out`);
+      assert.ok(after >= ttl - 300, `taken over ${after} ms after the holder started acquiring, before its ${ttl} ms lease ran out`);
       assert.ok(lease.fence > childFence, `fence ${lease.fence} after ${childFence}`);
       await checkFence(conn.db, conn.family, key, lease.fence);
       child.kill('SIGCONT');
