@@ -25,9 +25,14 @@ export interface BatchMember {
   draw: string | null;
   /** null for a claim without an Idempotency-Key */
   completion: KeyCompletion | null;
+  /** The key is not taken yet: the batch inserts it (done with `completion`'s answer when the
+   * member is issued; running and owned by `completion.owner` when it is refused, so its
+   * request stores the refusal itself). A key already present makes the verdict `key_exists`
+   * and changes nothing for that member. Requires `completion`. */
+  takeKey?: { fingerprint: string; lockedUntil: number; createdAt: number };
 }
 
-export type MemberVerdict = { kind: 'issued'; day: string } | { kind: 'user_limit' } | { kind: 'sold_out' } | { kind: 'key_lost' };
+export type MemberVerdict = { kind: 'issued'; day: string } | { kind: 'user_limit' } | { kind: 'sold_out' } | { kind: 'key_lost' } | { kind: 'key_exists' };
 
 export interface ClaimBatchStore {
   /**

@@ -125,14 +125,17 @@ export class ClaimEngine {
     if (!campaign) return { ...refusal('CAMPAIGN_NOT_FOUND').response, replayed: false, result: 'not_found' };
     seen.strategy = campaign.strategy;
     const fp = fingerprint('claim', { campaignId, userId });
-    const out = await this.deps.idempotency.run(campaignId, key, fp, (scope) => this.decide(campaign, userId, scope.key, scope.completeIn, signal));
+    // A strategy that inserts the key in its own transaction spares the separate take.
+    const deferBegin = this.deps.strategyFor(campaign.strategy)?.takesKeys === true;
+    const out = await this.deps.idempotency.run(campaignId, key, fp, (scope) => this.decide(campaign, userId, scope, signal), { deferBegin });
     if (out.kind === 'refused') return { status: out.answer.status, body: out.answer.body, replayed: false, result: 'idempotency_conflict' };
     const { status, body, replayed } = out.answer;
     if (replayed || out.value === null) return { status, body, replayed: true, result: 'replayed' };
     return { status, body, replayed: false, result: out.value.result, ...(out.value.stats ? { stats: out.value.stats } : {}) };
   }
 
-  private async decide(campaign: Campaign, userId: string, key: string | null, completeIn: IdempotencyScope['completeIn'], signal?: AbortSignal): Promise<Decided> {
+  private async decide(campaign: Campaign, userId: string, scope: IdempotencyScope, signal?: AbortSignal): Promise<Decided> {
+    const { key, completeIn, pending } = scope;
     const now = this.deps.clock.now();
     if (!isActive(campaign, now)) return refusal('CAMPAIGN_NOT_ACTIVE');
     const strategy = this.deps.strategyFor(campaign.strategy);
@@ -154,6 +157,8 @@ export class ClaimEngine {
         unit,
         draw: draw === null ? null : JSON.stringify(draw),
         ...(signal ? { signal } : {}),
+        // Until a store took the key (the first attempt that reached one did).
+        ...(pending?.result === 'pending' ? { pendingKey: pending } : {}),
         beforeCommit: async (tx: ClaimTx, c: Claim) => {
           issued = { status: 201, body: { claim: claimView(c) } };
           await completeIn(tx, issued, c.id);

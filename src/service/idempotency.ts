@@ -9,6 +9,7 @@ import type { StoredResponse } from '../core/idempotency.ts';
 import type { IdempotencyStore, IdempotencyTx } from '../ports/idempotency-store.ts';
 import type { Clock, IdSource } from '../ports/clock.ts';
 import type { RandomSource } from '../ports/random.ts';
+import { KeyExistsError, type PendingKey } from '../ports/claim-strategy.ts';
 
 export interface Answer extends StoredResponse {
   /** a stored answer, replayed for a repeated key */
@@ -21,6 +22,16 @@ export interface IdempotencyScope {
   /** Stores `response` under the key in `tx` (no-op without a key). The work must then return
    * this same response object, so the protocol knows it is already stored. */
   completeIn(tx: IdempotencyTx, response: StoredResponse, ref: string | null): Promise<void>;
+  /** With `deferBegin`: the key, not taken yet, for the work's store to insert in the effect's
+   * own transaction (see PendingKey). The work throws KeyExistsError when it was already there. */
+  readonly pending?: PendingKey;
+}
+
+export interface RunOptions {
+  /** The work's store inserts the key in its own transaction (a strategy that `takesKeys`): no
+   * separate statement takes the key first. A key already present (KeyExistsError) is then
+   * decided the usual way; a work that answered without reaching its store takes the key after. */
+  deferBegin?: boolean;
 }
 
 export type Protocolled<T> = { kind: 'answer'; answer: Answer; value: T | null } | { kind: 'refused'; code: 'IDEMPOTENCY_KEY_REUSED' | 'IDEMPOTENCY_IN_PROGRESS'; answer: Answer };
@@ -57,17 +68,47 @@ export class IdempotencyProtocol {
     key: string | null,
     fingerprint: string,
     work: (s: IdempotencyScope) => Promise<{ response: StoredResponse; value: T }>,
+    opts: RunOptions = {},
   ): Promise<Protocolled<T>> {
     if (key === null) {
       const { response, value } = await work({ key: null, completeIn: async () => undefined });
       return { kind: 'answer', answer: { ...response, replayed: false }, value };
     }
     const owner = this.ids.next('req_');
+    if (opts.deferBegin) {
+      const pending: PendingKey = { scope, key, fingerprint, owner, nowMs: this.clock.now(), leaseMs: this.leaseMs, result: 'pending' };
+      try {
+        return await this.runOwned(scope, key, fingerprint, owner, work, pending);
+      } catch (err) {
+        // Another request has the key (this one changed nothing): a replay, a key in progress or
+        // a reused key, decided as if it had been taken first.
+        if (err instanceof KeyExistsError) return this.run(scope, key, fingerprint, work);
+        throw err;
+      }
+    }
+    const begun = await this.begin(scope, key, fingerprint, owner);
+    if (begun !== null) return begun;
+    return this.runOwned(scope, key, fingerprint, owner, work, null);
+  }
+
+  /** Takes the key for `owner`; null when taken, else the answer (a replay or a refusal). */
+  private async begin(scope: string, key: string, fingerprint: string, owner: string): Promise<Protocolled<never> | null> {
     const begun = await this.statement(() => this.store.begin(scope, key, fingerprint, owner, this.clock.now(), this.leaseMs));
     if (begun.state === 'mismatch') return refused('IDEMPOTENCY_KEY_REUSED');
     if (begun.state === 'busy') return refused('IDEMPOTENCY_IN_PROGRESS');
     if (begun.state === 'done' && begun.response) return { kind: 'answer', answer: { ...begun.response, replayed: true }, value: null };
+    return null;
+  }
 
+  /** Runs the work for `owner` (which holds the key, or will insert it itself: `pending`). */
+  private async runOwned<T>(
+    scope: string,
+    key: string,
+    fingerprint: string,
+    owner: string,
+    work: (s: IdempotencyScope) => Promise<{ response: StoredResponse; value: T }>,
+    pending: PendingKey | null,
+  ): Promise<Protocolled<T>> {
     let storedInTx: StoredResponse | null = null;
     let result: { response: StoredResponse; value: T };
     try {
@@ -77,18 +118,27 @@ export class IdempotencyProtocol {
           await tx.completeIdempotency(scope, key, owner, response, ref);
           storedInTx = response;
         },
+        ...(pending ? { pending } : {}),
       });
     } catch (err) {
+      if (err instanceof KeyExistsError) throw err;
       // Our lease ran out and a retry took the key over: our transaction rolled back, the retry
       // decides the outcome, and the key is no longer ours to touch.
       if (err instanceof AllotError && err.code === 'IDEMPOTENCY_IN_PROGRESS') return refused('IDEMPOTENCY_IN_PROGRESS');
       // Nothing was changed (or, for an unknown commit outcome, the key settles it later): give
-      // the key back so a retry runs at once, unless the outcome is unknown.
+      // the key back so a retry runs at once, unless the outcome is unknown. (A pending key no
+      // store took has nothing to give back.)
       const unknown = err instanceof AllotError && err.details?.outcome === 'unknown';
-      if (!unknown) await this.store.abandon(scope, key, owner).catch(() => undefined);
+      if (!unknown && pending?.result !== 'pending') await this.store.abandon(scope, key, owner).catch(() => undefined);
       throw err;
     }
-    if (storedInTx !== result.response) {
+    if (storedInTx !== result.response || pending?.result === 'pending') {
+      // The work answered without its store taking the key (a refusal decided before the
+      // store, say): take it now; if another request has it meanwhile, its answer stands.
+      if (pending?.result === 'pending') {
+        const begun = await this.begin(scope, key, fingerprint, owner);
+        if (begun !== null) return begun;
+      }
       try {
         await this.statement(() => this.store.complete(scope, key, owner, result.response, null));
       } catch (err) {

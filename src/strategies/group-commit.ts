@@ -5,12 +5,13 @@
 // `maxBatch`); a lone request goes at once, never waiting for company. One batch per unit is
 // in flight per instance; instances batch independently and the stock row's lock orders their
 // batches. Each member is decided on its own (a user at the limit, a key taken over by a retry,
-// a unit that ran out), and a 201 is answered only after its batch committed.
+// a unit that ran out), and a 201 is answered only after its batch committed. A request's
+// Idempotency-Key is inserted by its batch (takesKeys): one write, already done with the answer.
 import type { Claim } from '../core/claim.ts';
 import { AllotError } from '../core/errors.ts';
 import type { BatchMember, ClaimBatchStore, MemberVerdict } from '../ports/claim-batch.ts';
 import type { ClaimStore } from '../ports/claim-store.ts';
-import type { ClaimRequest, ClaimStrategy, StrategyOutcome } from '../ports/claim-strategy.ts';
+import { KeyExistsError, type ClaimRequest, type ClaimStrategy, type StrategyOutcome } from '../ports/claim-strategy.ts';
 import { retryPolicy, type StrategyDeps } from './deps.ts';
 import { collectCompletion } from './collect-completion.ts';
 import { newClaim } from './outcome.ts';
@@ -81,7 +82,11 @@ export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions =
     const members: BatchMember[] = batch.map((w) => ({ claim: newClaim(w.req), day: w.req.day, idempotencyKey: w.req.idempotencyKey, draw: w.req.draw, completion: null }));
     // Each member's answer, to be stored in the batch's transaction.
     await Promise.all(batch.map(async (w, i) => {
-      members[i]!.completion = await collectCompletion(w.req, members[i]!.claim, GROUP_COMMIT_STRATEGY);
+      const m = members[i]!;
+      m.completion = await collectCompletion(w.req, m.claim, GROUP_COMMIT_STRATEGY);
+      // A key nobody took yet goes into the batch's transaction with the claim.
+      const p = w.req.pendingKey;
+      if (p?.result === 'pending' && m.completion !== null) m.takeKey = { fingerprint: p.fingerprint, lockedUntil: p.nowMs + p.leaseMs, createdAt: p.nowMs };
     }));
     const limits = { perUserLimit: first.campaign.perUserLimit, perUserDailyLimit: first.campaign.perUserDailyLimit, day: first.day };
     const bs = batchStoreOf(store);
@@ -99,7 +104,9 @@ export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions =
     batch.forEach((w, i) => {
       const v = verdicts[i]!;
       const stats = { retries };
-      if (v.kind === 'issued') w.resolve({ kind: 'issued', claim: members[i]!.claim as Claim, stats });
+      if (members[i]!.takeKey !== undefined && v.kind !== 'key_exists') w.req.pendingKey!.result = 'taken';
+      if (v.kind === 'key_exists') w.reject(new KeyExistsError());
+      else if (v.kind === 'issued') w.resolve({ kind: 'issued', claim: members[i]!.claim as Claim, stats });
       else if (v.kind === 'key_lost') w.reject(new AllotError('IDEMPOTENCY_IN_PROGRESS', 'This request lost its Idempotency-Key lease to a retry; the retry decides the outcome.'));
       else w.resolve({ kind: v.kind, stats });
     });
@@ -120,6 +127,7 @@ export function createGroupCommit(deps: StrategyDeps, opts: GroupCommitOptions =
   return {
     name: GROUP_COMMIT_STRATEGY,
     safe: true,
+    takesKeys: true,
     claim(store: ClaimStore, req: ClaimRequest): Promise<StrategyOutcome> {
       const q = queueOf(store, req);
       const p = new Promise<StrategyOutcome>((resolve, reject) => q.waiting.push({ req, resolve, reject }));

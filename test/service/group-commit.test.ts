@@ -120,6 +120,65 @@ for (const d of dialects()) {
       assert.equal((await service.audit(id)).ok, true);
     });
 
+    test('keys the batch inserts: a key already present leaves its member out unchanged, a key twice in the batch goes in once, a refused member keeps its key running', async () => {
+      const id = await newCampaign({ stock: 10, perUserLimit: 1 });
+      const db = service.db;
+      const store = new SqlClaimBatchStore(db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));
+      // 'kx' was taken by another request; 'limited' already has its one claim.
+      await sql`INSERT INTO idempotency_keys (campaign_id, idem_key, fingerprint, state, owner, locked_until, created_at) VALUES (${id}, 'kx', ${'f'.repeat(64)}, 'running', 'req-other', ${T0 + 10_000}, ${T0})`.execute(db);
+      await service.claim(id, 'limited', null);
+      const member = (user: string, key: string, owner: string): BatchMember => ({
+        claim: { id: `clm-${run}-t-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
+        day: '2026-12-02',
+        idempotencyKey: key,
+        draw: null,
+        completion: { scope: id, key, owner, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-t-${user}` },
+        takeKey: { fingerprint: 'a'.repeat(64), lockedUntil: T0 + 10_000, createdAt: T0 },
+      });
+      const verdicts = await store.commitBatch({ campaignId: id, prizeId: null }, { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' }, [
+        member('p', 'kp', 'req-p'),
+        member('x', 'kx', 'req-x'),
+        member('limited', 'kl', 'req-l'),
+        member('q', 'kq', 'req-q'),
+        member('r', 'kq', 'req-r'), // the same key as q, another request
+      ], 'all');
+      assert.deepEqual(verdicts?.map((v) => v.kind), ['issued', 'key_exists', 'user_limit', 'issued', 'key_exists']);
+      const keys = (await sql<{ idem_key: string; state: string; owner: string; status_code: number | null }>`SELECT idem_key, state, owner, status_code FROM idempotency_keys WHERE campaign_id = ${id} ORDER BY idem_key`.execute(db)).rows;
+      assert.deepEqual(keys.map((k) => `${k.idem_key}:${k.state}:${k.owner}:${k.status_code ?? '-'}`), ['kl:running:req-l:-', 'kp:done:req-p:201', 'kq:done:req-q:201', 'kx:running:req-other:-']);
+      const users = (await sql<{ user_id: string }>`SELECT user_id FROM claims WHERE campaign_id = ${id} ORDER BY user_id`.execute(db)).rows.map((r) => r.user_id);
+      assert.deepEqual(users, ['limited', 'p', 'q'], 'x and r changed nothing');
+      assert.equal((await service.getCampaign(id)).issued, 3);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    test('one key sent by two users in one burst: one claim, the other IDEMPOTENCY_KEY_REUSED; refusals are stored and replayed', async () => {
+      const id = await newCampaign({ stock: 100, perUserLimit: 1 });
+      const outs = await Promise.all(Array.from({ length: 8 }, (_, i) => service.claim(id, `two-${i % 2}`, 'shared-key')));
+      const ok = outs.filter((o) => o.status === 201);
+      assert.equal(new Set(ok.map((o) => (o.body as { claim: { id: string } }).claim.id)).size, 1);
+      const winner = (ok[0]!.body as { claim: { userId: string } }).claim.userId;
+      for (const [i, o] of outs.entries()) {
+        if (`two-${i % 2}` === winner) assert.ok(o.status === 201 || code(o.body) === 'IDEMPOTENCY_IN_PROGRESS', JSON.stringify(o.body));
+        else assert.ok(['IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'].includes(code(o.body) ?? ''), JSON.stringify(o.body));
+      }
+      assert.equal((await service.getCampaign(id)).issued, 1);
+      // A user at the limit with a new key: the refusal is stored under the key and replayed.
+      const refused = await service.claim(id, winner, 'second-key');
+      assert.equal(code(refused.body), 'USER_LIMIT_REACHED');
+      const again = await service.claim(id, winner, 'second-key');
+      assert.equal(again.replayed, true);
+      assert.equal(code(again.body), 'USER_LIMIT_REACHED');
+      // A refusal decided before any batch (a paused campaign) is stored under its key too.
+      await service.setPaused(id, true);
+      const paused = await service.claim(id, 'late', 'late-key');
+      assert.equal(code(paused.body), 'CAMPAIGN_NOT_ACTIVE');
+      await service.setPaused(id, false);
+      const replay = await service.claim(id, 'late', 'late-key');
+      assert.equal(replay.replayed, true);
+      assert.equal(code(replay.body), 'CAMPAIGN_NOT_ACTIVE');
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
     test('the store: an all-or-nothing batch that would oversell changes nothing; up-to hands out the rest', async () => {
       const id = await newCampaign({ stock: 2, perUserLimit: 1 });
       const store = new SqlClaimBatchStore(service.db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));

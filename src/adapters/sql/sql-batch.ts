@@ -3,10 +3,14 @@
 // members' key rows and counter rows are locked in a fixed order (sorted ids), and the hot
 // stock row is touched last, once for the whole batch, so its lock is held from that single
 // statement to the commit.
-//   1. the members' Idempotency-Key rows, still theirs (owner, running), locked FOR UPDATE;
+//   1. the members' Idempotency-Key rows: inserted by the batch, already done with each
+//      member's answer, for keys nobody took yet (one write per key instead of a take, a lock
+//      and a completion; a key already present leaves its member out, unchanged); for keys
+//      taken beforehand (a lottery's redraw), the rows still theirs, locked FOR UPDATE;
 //   2. every user's limits in one guarded multi-row upsert (MySQL: lock, decide, write back);
 //   3. the issued claims in one multi-row INSERT;
-//   4. their keys completed in one UPDATE;
+//   4. the keys taken beforehand completed in one UPDATE (and the batch's own keys of refused
+//      members put back to running, still their request's, which stores the refusal);
 //   5. the stock: issued += n only while issued + n <= stock (all-or-nothing), or, near the
 //      end of the stock (`up-to`), the row locked first and units handed out while they last.
 import { sql, type Kysely } from 'kysely';
@@ -49,8 +53,15 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
     // Lock order: by user id everywhere (members are distinct users).
     const order = members.map((_, i) => i).sort((a, b) => (members[a]!.claim.userId < members[b]!.claim.userId ? -1 : 1));
 
-    // 1. Keys still owned by their request.
-    const keyed = order.filter((i) => members[i]!.completion !== null);
+    // 1. Keys taken by the batch itself: inserted (done, with the member's answer), or found
+    //    already present (another request has the key: that member changes nothing).
+    const taking = order.filter((i) => members[i]!.takeKey !== undefined && members[i]!.completion !== null);
+    if (taking.length > 0) {
+      const ours = await this.insertKeys(trx, taking.map((i) => members[i]!));
+      for (const i of taking) if (!ours.has(`${members[i]!.completion!.key}\u0000${members[i]!.completion!.owner}`)) verdicts[i] = { kind: 'key_exists' };
+    }
+    // 1b. Keys taken beforehand, still owned by their request.
+    const keyed = order.filter((i) => members[i]!.takeKey === undefined && members[i]!.completion !== null);
     if (keyed.length > 0) {
       const scope = members[keyed[0]!]!.completion!.scope;
       // By the primary key (a plain IN list every planner turns into index lookups); the owner
@@ -90,14 +101,22 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
 
     if (issued.length > 0) {
       // 3. The claims.
-      const values = issued.map((i) => {
-        const m = members[i]!;
-        const day = (verdicts[i] as { day: string }).day;
-        return sql`(${m.claim.id}, ${m.claim.campaignId}, ${m.claim.userId}, ${m.claim.prizeId}, ${day}, ${m.claim.createdAt}, ${m.idempotencyKey}, ${m.draw})`;
-      });
-      await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw) VALUES ${sql.join(values)}`.execute(trx);
-      // 4. Their keys.
-      const done = issued.filter((i) => members[i]!.completion !== null);
+      const dayOf = (i: number) => (verdicts[i] as { day: string }).day;
+      if (this.dialect.family === 'pg') {
+        const col = <T>(pick: (m: BatchMember, i: number) => T) => issued.map((i) => pick(members[i]!, i));
+        await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw)
+          SELECT id, ${members[issued[0]!]!.claim.campaignId}, u, p, d, ca, k, dr
+          FROM unnest(${col((m) => m.claim.id)}::text[], ${col((m) => m.claim.userId)}::text[], ${col((m) => m.claim.prizeId)}::text[], ${col((_, i) => dayOf(i))}::text[],
+            ${col((m) => m.claim.createdAt)}::bigint[], ${col((m) => m.idempotencyKey)}::text[], ${col((m) => m.draw)}::text[]) AS x(id, u, p, d, ca, k, dr)`.execute(trx);
+      } else {
+        const values = issued.map((i) => {
+          const m = members[i]!;
+          return sql`(${m.claim.id}, ${m.claim.campaignId}, ${m.claim.userId}, ${m.claim.prizeId}, ${dayOf(i)}, ${m.claim.createdAt}, ${m.idempotencyKey}, ${m.draw})`;
+        });
+        await sql`INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw) VALUES ${sql.join(values)}`.execute(trx);
+      }
+      // 4. Their keys (those the batch inserted are done already).
+      const done = issued.filter((i) => members[i]!.completion !== null && members[i]!.takeKey === undefined);
       if (done.length > 0) await this.completeKeys(trx, done.map((i) => members[i]!));
       // 5. The stock, last.
       if (unit !== null) {
@@ -110,7 +129,54 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
         }
       }
     }
+    // A refused member whose key the batch inserted as done: back to running, still its
+    // request's, which stores the refusal (or, for a lottery, draws again) as usual.
+    const refusedTaken = taking.filter((i) => verdicts[i]?.kind !== 'issued' && verdicts[i]?.kind !== 'key_exists');
+    if (refusedTaken.length > 0) await this.reopenKeys(trx, refusedTaken.map((i) => members[i]!));
     return verdicts.map((v) => v ?? { kind: 'sold_out' });
+  }
+
+  /** Inserts the members' keys as done with their answers; returns `key\0owner` of the rows
+   * that went in (a key already present is not among them; a key twice in the batch is there
+   * for one of its owners only). */
+  private async insertKeys(trx: Db, members: BatchMember[]): Promise<Set<string>> {
+    // In key order, like every batch: two batches that share keys take them in the same order.
+    const ms = [...members].sort((a, b) => (a.completion!.key < b.completion!.key ? -1 : a.completion!.key > b.completion!.key ? 1 : 0));
+    const scope = ms[0]!.completion!.scope;
+    const cols = sql`(campaign_id, idem_key, fingerprint, state, owner, locked_until, status_code, response, claim_id, created_at)`;
+    if (this.dialect.family === 'pg') {
+      // One array per column (unnest): ten parameters whatever the batch size, instead of ten
+      // per member. The rows that went in come back (a key twice in the batch goes in once, for
+      // its first owner).
+      const col = <T>(pick: (m: BatchMember) => T) => ms.map(pick);
+      const r = await rows(trx, sql`INSERT INTO idempotency_keys ${cols}
+        SELECT ${scope}, k, f, 'done', o, lu, sc, r, c, ca
+        FROM unnest(${col((m) => m.completion!.key)}::text[], ${col((m) => m.takeKey!.fingerprint)}::text[], ${col((m) => m.completion!.owner)}::text[],
+          ${col((m) => m.takeKey!.lockedUntil)}::bigint[], ${col((m) => m.completion!.response.status)}::integer[], ${col((m) => JSON.stringify(m.completion!.response.body))}::text[],
+          ${col((m) => m.completion!.ref)}::text[], ${col((m) => m.takeKey!.createdAt)}::bigint[]) AS x(k, f, o, lu, sc, r, c, ca)
+        ON CONFLICT (campaign_id, idem_key) DO NOTHING RETURNING idem_key, owner`);
+      return new Set(r.map((x) => `${String(x.idem_key)}\u0000${String(x.owner)}`));
+    }
+    const values = sql.join(ms.map((m) => {
+      const c = m.completion!;
+      const t = m.takeKey!;
+      return sql`(${scope}, ${c.key}, ${t.fingerprint}, 'done', ${c.owner}, ${t.lockedUntil}, ${c.response.status}, ${JSON.stringify(c.response.body)}, ${c.ref}, ${t.createdAt})`;
+    }));
+    // MySQL: rows already there are left as they are (and locked); the owners read back tell
+    // which rows are ours.
+    await sql`INSERT INTO idempotency_keys ${cols} VALUES ${values} ON DUPLICATE KEY UPDATE campaign_id = campaign_id`.execute(trx);
+    const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
+    const owner = new Map((await rows(trx, sql`SELECT idem_key, owner FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key IN (${keys})`)).map((r) => [String(r.idem_key), String(r.owner)]));
+    return new Set(ms.filter((m) => owner.get(m.completion!.key) === m.completion!.owner).map((m) => `${m.completion!.key}\u0000${m.completion!.owner}`));
+  }
+
+  private async reopenKeys(trx: Db, ms: BatchMember[]): Promise<void> {
+    const scope = ms[0]!.completion!.scope;
+    const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
+    const owners = sql.join(ms.map((m) => sql`${m.completion!.owner}`));
+    const n = await affected(trx, sql`UPDATE idempotency_keys SET state = 'running', status_code = NULL, response = NULL, claim_id = NULL
+      WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND owner IN (${owners}) AND state = 'done'`);
+    if (n !== ms.length) throw new Error(`batch key reopen updated ${n} of ${ms.length} keys the batch inserted`);
   }
 
   /** The per-user guard of `guardUser` for many users at once; returns each one's day, or null
@@ -118,11 +184,10 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
   private async guardUsers(trx: Db, campaignId: string, limits: UserLimits, ms: BatchMember[]): Promise<Array<string | null>> {
     const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
     if (this.dialect.capabilities.guardedUpsert) {
-      const values = sql.join(ms.map((m) => sql`(${campaignId}, ${m.claim.userId}, 1, ${m.day}, 1)`));
       const got = new Map(
         (await rows(trx, sql`
           INSERT INTO user_claims AS u (campaign_id, user_id, total, utc_day, day_count)
-          VALUES ${values}
+          SELECT ${campaignId}, x.user_id, 1, x.day, 1 FROM unnest(${ms.map((m) => m.claim.userId)}::text[], ${ms.map((m) => m.day)}::text[]) AS x(user_id, day)
           ON CONFLICT (campaign_id, user_id) DO UPDATE SET
             total = u.total + 1,
             day_count = CASE WHEN u.utc_day >= EXCLUDED.utc_day THEN u.day_count + 1 ELSE 1 END,
