@@ -7,19 +7,17 @@
 //   BENCH_SECONDS=10 BENCH_CONNECTIONS=64 npm run bench
 //   BENCH_BACKENDS=pglite BENCH_STRATEGIES=conditional npm run bench
 // The redis-lock strategy uses a Redis (REDIS_URL, or a private one the bench starts).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
-import { freePort, startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
+import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
+import { api, loadClaims, startService } from './http-service.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const POOL = Number(process.env.BENCH_DB_POOL ?? 16);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres,mysql').split(',');
 const STRATEGIES = (process.env.BENCH_STRATEGIES ?? 'conditional,pessimistic,redis-lock').split(',');
-const TOKEN = 'bench-token-0123456789abcdefghij';
 const ROOT = new URL('..', import.meta.url).pathname;
 
 interface Row {
@@ -43,60 +41,13 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-async function startService(databaseUrl: string | undefined, dataDir: string, redisUrl: string): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ALLOT_DATA_DIR: dataDir, ALLOT_ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'warn', DB_POOL_SIZE: String(POOL) };
-  env.REDIS_URL = redisUrl; // the redis-lock strategy's locks
-  delete env.LOCKS_URL;
-  if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  else delete env.DATABASE_URL;
-  const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += String(d)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`allot serve exited: ${err}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`allot serve did not become ready: ${err}`);
-}
-
-async function api(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
 async function runOne(backend: string, strategy: string, url: string): Promise<Row> {
   const id = `bench-${backend}-${strategy}-${Date.now()}`;
   const created = await api(url, 'POST', '/v1/campaigns', { id, name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
   if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.json)}`);
-  // Every request from a new user, so every claim is issued (autocannon's idReplacement sends
-  // nothing in this version, hence setupRequest).
-  let seq = 0;
-  const load = (prefix: string, connections: number, duration: number) =>
-    autocannon({
-      url: `${url}/v1/campaigns/${id}/claims`,
-      connections,
-      duration,
-      requests: [{
-        method: 'POST',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-        setupRequest: (req) => ({ ...req, body: `{"userId":"${prefix}-${seq++}"}` }),
-      }],
-    });
-  await load('warm', 4, 1); // connections, JIT, the campaign cache
-  const r = await load('u', CONNECTIONS, SECONDS);
+  // Every request from a new user, so every claim is issued.
+  await loadClaims(url, id, { connections: 4, seconds: 1, prefix: 'warm' }); // connections, JIT, the campaign cache
+  const r = await loadClaims(url, id, { connections: CONNECTIONS, seconds: SECONDS, prefix: 'u' });
   const campaign = await api(url, 'GET', `/v1/campaigns/${id}`);
   const audit = await api(url, 'GET', `/v1/campaigns/${id}/audit`);
   return {
@@ -132,7 +83,7 @@ async function main(): Promise<void> {
       } else if (backend !== 'pglite') {
         throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
       }
-      const svc = await startService(dbUrl, join(dataDir, backend), redisUrl);
+      const svc = await startService({ ...(dbUrl ? { databaseUrl: dbUrl } : {}), dataDir: join(dataDir, backend), pool: POOL, redisUrl });
       try {
         for (const strategy of STRATEGIES) {
           log(`${backend} / ${strategy}: ${CONNECTIONS} connections for ${SECONDS} s ...`);
@@ -141,8 +92,7 @@ async function main(): Promise<void> {
           rows.push(row);
         }
       } finally {
-        svc.child.kill('SIGTERM');
-        await new Promise((r) => svc.child.once('exit', r));
+        await svc.stop();
       }
     }
   } finally {

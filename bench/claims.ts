@@ -9,15 +9,21 @@
 //
 //   npm run bench:claims
 //   BENCH_BACKENDS=postgres BENCH_STRATEGIES=conditional,group-commit BENCH_SECONDS=5 npm run bench:claims
+//   BENCH_HTTP_STRATEGIES= npm run bench:claims          (no HTTP level)
+// Then the HTTP level per backend: one `allot serve` process, autocannon against /healthz and
+// against claims per strategy (BENCH_HTTP_STRATEGIES, default conditional and group-commit),
+// the same settings in the same run (needs the compiled CLI: npm run build).
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { startMariadb, startPostgres, type TestServer } from '../src/lab/servers.ts';
 import { AllotService } from '../src/service/service.ts';
 import { SAFE_STRATEGIES } from '../src/strategies/index.ts';
+import { api, loadClaims, loadHealthz, startService } from './http-service.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
@@ -26,6 +32,10 @@ const POOL = Number(process.env.BENCH_DB_POOL ?? 8);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'postgres,mysql').split(',');
 const STRATEGIES = (process.env.BENCH_STRATEGIES ?? SAFE_STRATEGIES.filter((s) => s !== 'redis-lock').join(',')).split(',');
 const WORKER = fileURLToPath(new URL('./claims-worker.ts', import.meta.url));
+// The HTTP level: one `allot serve` process, autocannon from this one.
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 6);
+const HTTP_CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 128);
+const HTTP_STRATEGIES = (process.env.BENCH_HTTP_STRATEGIES ?? 'conditional,group-commit').split(',').filter((x) => x !== '');
 
 interface Row {
   backend: string;
@@ -131,7 +141,60 @@ async function limits(service: AllotService, backend: string): Promise<{ hotRowU
   return { hotRowUpdatesPerSec: Math.round(updates / secs), batchedInsertRowsPerSec: Math.round(rows / secs) };
 }
 
+interface HttpRow {
+  backend: string;
+  /** 'healthz' for GET /healthz */
+  target: string;
+  perSec: number;
+  /** claims/s (or requests/s) over the same run's /healthz rate */
+  ofHealthz: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  /** claims issued in the database minus 201s received: the requests still in flight when
+   * autocannon stopped (at most the connection count); negative would be a lost ack */
+  issuedMinusAcked: number | null;
+  auditOk: boolean | null;
+}
+
+/** The HTTP level on `url`'s database: /healthz, then each strategy's claims (a new user and an
+ * Idempotency-Key per request), autocannon with the same settings, one `allot serve` process. */
+async function httpLevel(backend: string, url: string): Promise<HttpRow[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-http-'));
+  const svc = await startService({ databaseUrl: url, dataDir, pool: 16 });
+  const out: HttpRow[] = [];
+  try {
+    const o = { connections: HTTP_CONNECTIONS, seconds: HTTP_SECONDS };
+    await loadHealthz(svc.url, { connections: 8, seconds: 1 });
+    log(`${backend} / HTTP: /healthz, ${HTTP_CONNECTIONS} connections for ${HTTP_SECONDS} s ...`);
+    const h = await loadHealthz(svc.url, o);
+    const healthz = h['2xx'] / HTTP_SECONDS;
+    out.push({ backend, target: 'healthz', perSec: Math.round(healthz), ofHealthz: 1, p50Ms: h.latency.p50, p99Ms: h.latency.p99, non2xx: h.non2xx, errors: h.errors + h.timeouts, issuedMinusAcked: null, auditOk: null });
+    for (const strategy of HTTP_STRATEGIES) {
+      const id = `bench-http-${strategy}-${randomUUID().slice(0, 8)}`;
+      const created = await api(svc.url, 'POST', '/v1/campaigns', { id, name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
+      if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.json)}`);
+      await loadClaims(svc.url, id, { connections: 8, seconds: 1, prefix: `warm-${id}`, keys: true });
+      const warmIssued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
+      log(`${backend} / HTTP: ${strategy} claims, ${HTTP_CONNECTIONS} connections for ${HTTP_SECONDS} s ...`);
+      const r = await loadClaims(svc.url, id, { ...o, prefix: id, keys: true });
+      const issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued) - warmIssued;
+      const audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
+      const perSec = r['2xx'] / HTTP_SECONDS;
+      const row = { backend, target: strategy, perSec: Math.round(perSec), ofHealthz: +(perSec / healthz).toFixed(3), p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts, issuedMinusAcked: issued - r['2xx'], auditOk: audit.json.ok === true };
+      log(`  ${row.perSec} claims/s = ${(row.ofHealthz * 100).toFixed(1)}% of /healthz (${Math.round(healthz)}/s), p99 ${row.p99Ms} ms, non-2xx ${row.non2xx}, audit ${row.auditOk ? 'ok' : 'FAILED'}`);
+      out.push(row);
+    }
+  } finally {
+    await svc.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
+  const http: HttpRow[] = [];
   const rows: Row[] = [];
   const machine: Record<string, { hotRowUpdatesPerSec: number; batchedInsertRowsPerSec: number }> = {};
   const servers: TestServer[] = [];
@@ -156,6 +219,7 @@ async function main(): Promise<void> {
       } finally {
         await service.close();
       }
+      if (HTTP_STRATEGIES.length > 0) http.push(...(await httpLevel(backend, url)));
     }
   } finally {
     for (const s of servers) await s.destroy();
@@ -177,8 +241,18 @@ async function main(): Promise<void> {
     '|---|---:|---:|',
     ...Object.entries(machine).map(([b, m]) => `| ${b} | ${m.hotRowUpdatesPerSec} | ${m.batchedInsertRowsPerSec} |`),
     '',
+    ...(http.length === 0 ? [] : [
+      '## HTTP level',
+      '',
+      `One \`allot serve\` process (pool 16) on the same database, autocannon in the bench process with ${HTTP_CONNECTIONS} connections for ${HTTP_SECONDS} s per row: first \`GET /healthz\` (what the HTTP layer alone carries here), then claims on one hot campaign, each request from a new user with its own Idempotency-Key. "issued − 201s" is the database's count minus the 201s received: at most the ${HTTP_CONNECTIONS} requests still in flight when autocannon stopped (it drops their answers), never negative (a negative count would be an acknowledged claim the database does not have).`,
+      '',
+      '| backend | target | per second | of /healthz | p50 ms | p99 ms | non-2xx | errors | issued − 201s | audit |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+      ...http.map((r) => `| ${r.backend} | ${r.target === 'healthz' ? 'GET /healthz' : `claims, ${r.target}`} | ${r.perSec} | ${(r.ofHealthz * 100).toFixed(1)}% | ${r.p50Ms} | ${r.p99Ms} | ${r.non2xx} | ${r.errors} | ${r.issuedMinusAcked ?? '—'} | ${r.auditOk === null ? '—' : r.auditOk ? 'ok' : 'FAILED'} |`),
+      '',
+    ]),
   ].join('\n');
-  writeFileSync(new URL('./results/claims.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, seconds: SECONDS, workers: WORKERS, concurrency: CONCURRENCY, pool: POOL, rows, machine }, null, 2)}\n`);
+  writeFileSync(new URL('./results/claims.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, seconds: SECONDS, workers: WORKERS, concurrency: CONCURRENCY, pool: POOL, rows, machine, http: { seconds: HTTP_SECONDS, connections: HTTP_CONNECTIONS, rows: http } }, null, 2)}\n`);
   writeFileSync(new URL('./results/claims.md', import.meta.url), md);
   process.stdout.write(md);
 }
