@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { startMariadb, startPostgres, type TestServer } from '../src/lab/servers.ts';
@@ -179,11 +180,18 @@ async function httpLevel(backend: string, url: string): Promise<HttpRow[]> {
       const warmIssued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
       log(`${backend} / HTTP: ${strategy} claims, ${HTTP_CONNECTIONS} connections for ${HTTP_SECONDS} s ...`);
       const r = await loadClaims(svc.url, id, { ...o, prefix: id, keys: true });
-      const issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued) - warmIssued;
+      // The requests autocannon left in flight still commit: count and audit once they did.
+      let issued = -1;
+      for (let last = -2; issued !== last; await delay(300)) {
+        last = issued;
+        issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
+      }
+      issued -= warmIssued;
       const audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
+      if (audit.status !== 200) log(`  the audit answered ${audit.status}: ${JSON.stringify(audit.json)}`);
       const perSec = r['2xx'] / HTTP_SECONDS;
       const row = { backend, target: strategy, perSec: Math.round(perSec), ofHealthz: +(perSec / healthz).toFixed(3), p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts, issuedMinusAcked: issued - r['2xx'], auditOk: audit.json.ok === true };
-      log(`  ${row.perSec} claims/s = ${(row.ofHealthz * 100).toFixed(1)}% of /healthz (${Math.round(healthz)}/s), p99 ${row.p99Ms} ms, non-2xx ${row.non2xx}, audit ${row.auditOk ? 'ok' : `FAILED: ${JSON.stringify((audit.json.checks as Array<{ ok: boolean }>).filter((c) => !c.ok))}`}`);
+      log(`  ${row.perSec} claims/s = ${(row.ofHealthz * 100).toFixed(1)}% of /healthz (${Math.round(healthz)}/s), p99 ${row.p99Ms} ms, non-2xx ${row.non2xx}, audit ${row.auditOk ? 'ok' : `FAILED: ${JSON.stringify(((audit.json.checks ?? []) as Array<{ ok: boolean }>).filter((c) => !c.ok))}`}`);
       out.push(row);
     }
   } finally {
