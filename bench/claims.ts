@@ -187,8 +187,13 @@ async function httpLevel(backend: string, url: string): Promise<HttpRow[]> {
         issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
       }
       issued -= warmIssued;
-      const audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
-      if (audit.status !== 200) log(`  the audit answered ${audit.status}: ${JSON.stringify(audit.json)}`);
+      let audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
+      for (let attempt = 2; audit.status !== 200 && attempt <= 3; attempt++) {
+        // An audit that could not run is not a failed invariant: say why, and ask again.
+        log(`  the audit answered ${audit.status}: ${JSON.stringify(audit.json)}; the service logged:\n${svc.log().slice(-4000)}`);
+        await delay(1000);
+        audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
+      }
       const perSec = r['2xx'] / HTTP_SECONDS;
       const row = { backend, target: strategy, perSec: Math.round(perSec), ofHealthz: +(perSec / healthz).toFixed(3), p50Ms: r.latency.p50, p99Ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts, issuedMinusAcked: issued - r['2xx'], auditOk: audit.json.ok === true };
       log(`  ${row.perSec} claims/s = ${(row.ofHealthz * 100).toFixed(1)}% of /healthz (${Math.round(healthz)}/s), p99 ${row.p99Ms} ms, non-2xx ${row.non2xx}, audit ${row.auditOk ? 'ok' : `FAILED: ${JSON.stringify(((audit.json.checks ?? []) as Array<{ ok: boolean }>).filter((c) => !c.ok))}`}`);

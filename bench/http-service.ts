@@ -13,6 +13,8 @@ export interface Served {
   url: string;
   child: ChildProcess;
   stop(): Promise<void>;
+  /** what the service wrote to stderr (LOG_LEVEL=warn: its warnings and errors), last 64 KiB */
+  log(): string;
 }
 
 /** Starts `allot serve` (the compiled CLI: `npm run build` first) on a free port. */
@@ -26,7 +28,11 @@ export async function startService(opts: { databaseUrl?: string; dataDir: string
   else delete env.DATABASE_URL;
   const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d) => (err += String(d)));
+  child.stderr!.on('data', (d) => {
+    err += String(d);
+    if (err.length > 65_536) err = err.slice(-65_536);
+  });
+  const log = () => err;
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null) return;
@@ -38,7 +44,7 @@ export async function startService(opts: { databaseUrl?: string; dataDir: string
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`allot serve exited: ${err}`);
     try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, child, stop };
+      if ((await fetch(`${url}/readyz`)).ok) return { url, child, stop, log };
     } catch {
       // not listening yet
     }
