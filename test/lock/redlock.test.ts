@@ -145,10 +145,26 @@ describe('redlock faults', () => {
     await nodes.redis[1]!.flushall();
     await once();
     await once();
+    // Node 1's fresh epoch outranks the others', so the fence write-back raised them: the keys
+    // it wrote keep a TTL like every other fencing key (bounded fencing state).
+    await assertEveryKeyExpires(prefix);
     await Promise.all(nodes.redis.map((r) => r.flushall()));
     await once();
     for (let i = 1; i < fences.length; i++) assert.ok(fences[i]! > fences[i - 1]!, `fence #${i} ${fences[i]} after ${fences[i - 1]}`);
+    await assertEveryKeyExpires(prefix);
   });
+
+  const assertEveryKeyExpires = async (prefix: string) => {
+    let seen = 0;
+    for (const [i, r] of nodes.redis.entries()) {
+      for (const k of await r.keys(`${prefix}*`)) {
+        seen++;
+        const ttl = await r.pttl(k);
+        assert.ok(ttl > 0, `node${i} ${k}: PTTL ${ttl} (a fencing key without expiry)`);
+      }
+    }
+    assert.ok(seen >= 6, `the epoch and fence keys of 3 nodes, saw ${seen}`);
+  };
 
   it('LOCKS_URL=redlock://…: the service opener parses, opens, pings, locks; an unreachable majority is a clear error', async () => {
     assert.deepEqual(parseRedlockUrl('redlock://:s3cret@a:1,b,c:3/2?nodeTimeoutMs=50'), {

@@ -27,6 +27,11 @@ function inline(source: string, seen: Set<string>): string {
   });
 }
 
+/** Inlines `--@include name` lines from lua/includes/ (each include once). */
+export function inlineLuaIncludes(source: string): string {
+  return inline(source, new Set());
+}
+
 function loadAll(): Map<ScriptName, LockScript> {
   const out = new Map<ScriptName, LockScript>();
   for (const file of readdirSync(LUA_DIR)) {

@@ -4,7 +4,7 @@
 // the majority's per-node fences, written back so that a majority always holds the latest fence.
 import type { RedisClient } from '../redis/client.ts';
 import type { FenceAnchor } from '../fence/fence-anchor.ts';
-import { FENCE_COUNTER_BITS, RedisLockBackend } from '../redis/redis-backend.ts';
+import { FENCE_COUNTER_BITS, REDIS_FENCE_TTL_DEFAULTS, RedisLockBackend } from '../redis/redis-backend.ts';
 import { runScript } from '../redis/scripts.ts';
 import type { AttemptResult, ExtendResult, LockBackend, LockEvent, ReleaseResult, WakeSubscription } from '../types.ts';
 import { QuorumError, type NodeCause } from './errors.ts';
@@ -28,6 +28,10 @@ export interface RedlockBackendOptions {
    * restart that kept only part of the data (AOF everysec) cannot bring back lower fence
    * counters; one INFO per acquisition script. Default true. */
   failoverGuard?: boolean;
+  /** Each node's epoch and fence counter expiry (bounded fencing state, as RedisLockBackend's;
+   * the fence write-back keeps them too). Default 1 hour each; 0: never. */
+  epochTtlMs?: number;
+  fenceTtlMs?: number;
   emit?: (e: LockEvent) => void;
 }
 
@@ -47,6 +51,8 @@ export class RedlockBackend implements LockBackend {
   readonly opTimeoutMs: number;
   readonly #nodes: Node[];
   readonly #emit: (e: LockEvent) => void;
+  /** the write-back's TTL arguments: epoch, fence counter (ms, decimal) */
+  readonly #ttls: [string, string];
 
   constructor(opts: RedlockBackendOptions) {
     const n = opts.clients.length;
@@ -57,11 +63,14 @@ export class RedlockBackend implements LockBackend {
     if (!(this.nodeTimeoutMs > 0)) throw new RangeError(`nodeTimeoutMs must be > 0, got ${this.nodeTimeoutMs}`);
     this.opTimeoutMs = Math.max(this.nodeTimeoutMs * 10, 1_000);
     this.#emit = opts.emit ?? (() => undefined);
+    // (RedisLockBackend validates them)
+    const ttls = { epochTtlMs: opts.epochTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.epochTtlMs, fenceTtlMs: opts.fenceTtlMs ?? REDIS_FENCE_TTL_DEFAULTS.fenceTtlMs };
     this.#nodes = opts.clients.map((client, i) => ({
       name: opts.nodeNames?.[i] ?? `node${i}`,
       client,
-      be: new RedisLockBackend({ client, fenceAnchor: opts.fenceAnchor, prefix: opts.prefix ?? 'allot:lock:', failoverGuard: opts.failoverGuard ?? true, emit: this.#emit }),
+      be: new RedisLockBackend({ client, fenceAnchor: opts.fenceAnchor, prefix: opts.prefix ?? 'allot:lock:', failoverGuard: opts.failoverGuard ?? true, epochTtlMs: ttls.epochTtlMs, fenceTtlMs: ttls.fenceTtlMs, emit: this.#emit }),
     }));
+    this.#ttls = [String(ttls.epochTtlMs), String(ttls.fenceTtlMs)];
     this.name = `redlock(${n} nodes)`;
   }
 
@@ -162,7 +171,7 @@ export class RedlockBackend implements LockBackend {
       (i) => {
         const node = lower[i]!;
         const k = node.be.keys(key);
-        return runScript(node.client, script, [k.fence, k.epoch], [epoch, counter]).then(Number);
+        return runScript(node.client, script, [k.fence, k.epoch], [epoch, counter, ...this.#ttls]).then(Number);
       },
       (os) => atMax + os.filter(raisedOk).length >= this.quorum,
       this.nodeTimeoutMs,

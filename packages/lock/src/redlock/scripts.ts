@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LOCK_SCRIPTS_VERSION, type LockScript } from '../redis/scripts.ts';
+import { LOCK_SCRIPTS_VERSION, inlineLuaIncludes, type LockScript } from '../redis/scripts.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
@@ -17,7 +17,7 @@ function loadAll(): Map<string, LockScript> {
     const m = /^(\w+)-(\d+)\.lua$/.exec(file);
     if (!m) continue;
     const name = `redlock:${m[1]}:${LOCK_SCRIPTS_VERSION}`;
-    const source = `-- allot ${name}\n${readFileSync(LUA_DIR + file, 'utf8')}`;
+    const source = `-- allot ${name}\n${inlineLuaIncludes(readFileSync(LUA_DIR + file, 'utf8'))}`;
     out.set(m[1]!, { name, numKeys: Number(m[2]), source, sha: createHash('sha1').update(source).digest('hex') });
   }
   return out;
