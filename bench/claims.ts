@@ -176,17 +176,20 @@ async function httpLevel(backend: string, url: string): Promise<HttpRow[]> {
       const id = `bench-http-${strategy}-${randomUUID().slice(0, 8)}`;
       const created = await api(svc.url, 'POST', '/v1/campaigns', { id, name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
       if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(created.json)}`);
+      // The requests autocannon leaves in flight still commit: count once they did.
+      const settledIssued = async () => {
+        let issued = -1;
+        for (let last = -2; issued !== last; await delay(300)) {
+          last = issued;
+          issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
+        }
+        return issued;
+      };
       await loadClaims(svc.url, id, { connections: 8, seconds: 1, prefix: `warm-${id}`, keys: true });
-      const warmIssued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
+      const warmIssued = await settledIssued();
       log(`${backend} / HTTP: ${strategy} claims, ${HTTP_CONNECTIONS} connections for ${HTTP_SECONDS} s ...`);
       const r = await loadClaims(svc.url, id, { ...o, prefix: id, keys: true });
-      // The requests autocannon left in flight still commit: count and audit once they did.
-      let issued = -1;
-      for (let last = -2; issued !== last; await delay(300)) {
-        last = issued;
-        issued = Number((await api(svc.url, 'GET', `/v1/campaigns/${id}`)).json.issued);
-      }
-      issued -= warmIssued;
+      const issued = (await settledIssued()) - warmIssued;
       let audit = await api(svc.url, 'GET', `/v1/campaigns/${id}/audit`);
       for (let attempt = 2; audit.status !== 200 && attempt <= 3; attempt++) {
         // An audit that could not run is not a failed invariant: say why, and ask again.

@@ -13,7 +13,7 @@ export interface Served {
   url: string;
   child: ChildProcess;
   stop(): Promise<void>;
-  /** what the service wrote to stderr (LOG_LEVEL=warn: its warnings and errors), last 64 KiB */
+  /** what the service wrote (LOG_LEVEL=warn: its warnings and errors), last 64 KiB */
   log(): string;
 }
 
@@ -26,12 +26,14 @@ export async function startService(opts: { databaseUrl?: string; dataDir: string
   delete env.LOCKS_URL;
   if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
   else delete env.DATABASE_URL;
-  const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/allot.js', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d) => {
+  const keep = (d: unknown) => {
     err += String(d);
     if (err.length > 65_536) err = err.slice(-65_536);
-  });
+  };
+  child.stdout!.on('data', keep); // the JSON log lines
+  child.stderr!.on('data', keep);
   const log = () => err;
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
