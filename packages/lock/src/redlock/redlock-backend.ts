@@ -53,6 +53,8 @@ export class RedlockBackend implements LockBackend {
   readonly #emit: (e: LockEvent) => void;
   /** the write-back's TTL arguments: epoch, fence counter (ms, decimal) */
   readonly #ttls: [string, string];
+  /** per acquisition in progress (key, owner id): each node's last op, see #inOrder */
+  readonly #chains = new Map<string, { ops: Array<Promise<void> | undefined>; pending: number }>();
 
   constructor(opts: RedlockBackendOptions) {
     const n = opts.clients.length;
@@ -81,6 +83,31 @@ export class RedlockBackend implements LockBackend {
   #round<T>(op: (node: Node) => Promise<T>, decided: (outcomes: readonly NodeOutcome<T>[]) => boolean, timeoutMs: number) {
     const nodes = this.#nodes;
     return quorumRound(nodes.length, (i) => op(nodes[i]!), decided, timeoutMs);
+  }
+
+  /**
+   * Runs `op` on node `i` once every earlier op of this acquisition (`key`, `ownerId`) on that
+   * node has settled. The attempts of one acquisition share its owner id, and a failed attempt's
+   * clean-up (releasing what it was granted) runs in the background: without this order, a
+   * clean-up that reached a node late (its script was sent again after NOSCRIPT, say) deleted
+   * the grant the NEXT attempt had just won there, and another caller took the lock while this
+   * one went on to hold it (the contract test's fence order caught it under load).
+   */
+  #inOrder<T>(key: string, ownerId: string, i: number, op: () => Promise<T>): Promise<T> {
+    const id = `${key}\u0000${ownerId}`;
+    let chain = this.#chains.get(id);
+    if (!chain) this.#chains.set(id, (chain = { ops: this.#nodes.map(() => undefined), pending: 0 }));
+    const c = chain;
+    const prev = c.ops[i];
+    const run = prev ? prev.then(op, op) : op();
+    const tail = run.then(() => undefined, () => undefined);
+    c.ops[i] = tail;
+    c.pending++;
+    void tail.then(() => {
+      if (c.ops[i] === tail) c.ops[i] = undefined;
+      if (--c.pending === 0 && this.#chains.get(id) === c) this.#chains.delete(id);
+    });
+    return run;
   }
 
   #causes<T>(outcomes: readonly NodeOutcome<T>[], timeoutMs: number, describeOk: (value: T) => string): NodeCause[] {
@@ -116,8 +143,9 @@ export class RedlockBackend implements LockBackend {
       }
       return { grants, refused, errors };
     };
-    const { outcomes } = await this.#round(
-      (node) => node.be.attempt(req),
+    const { outcomes } = await quorumRound(
+      n,
+      (i) => this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.attempt(req)),
       (os) => {
         const c = count(os);
         // a majority granted; or contention is certain; or a majority can no longer answer
@@ -197,7 +225,7 @@ export class RedlockBackend implements LockBackend {
   #unlockAll(key: string, ownerId: string, outcomes: readonly NodeOutcome<AttemptResult>[]): void {
     outcomes.forEach((o, i) => {
       if (o.state === 'ok' && !o.value.acquired) return;
-      this.#background(this.#nodes[i]!.be.release(key, ownerId));
+      this.#background(this.#inOrder(key, ownerId, i, () => this.#nodes[i]!.be.release(key, ownerId)));
     });
   }
 
@@ -206,7 +234,7 @@ export class RedlockBackend implements LockBackend {
     if (!req.fair && !req.queued) return;
     outcomes.forEach((o, i) => {
       if (o.state === 'ok' && o.value.acquired) return;
-      this.#background(this.#nodes[i]!.be.leaveQueue(req.key, req.ownerId));
+      this.#background(this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.leaveQueue(req.key, req.ownerId)));
     });
   }
 
