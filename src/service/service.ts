@@ -21,6 +21,8 @@ import type { RandomSource } from '../ports/random.ts';
 import type { ClaimStrategy } from '../ports/claim-strategy.ts';
 import { createStrategies, type StrategyDeps } from '../strategies/index.ts';
 import { REDIS_LOCK_STRATEGY, type RedisLockStrategyOptions } from '../strategies/redis-lock.ts';
+import { REDIS_ATOMIC_STRATEGY, type RedisAtomicStrategy } from '../strategies/redis-atomic/redis-atomic.ts';
+import { redisAtomicDeps, redisAtomicUrl, type RedisAtomicOptions } from './redis-atomic-wiring.ts';
 import { ClaimEngine, type ClaimOutcome, type DrawRecord } from './claim-engine.ts';
 import { IdempotencyProtocol, KeyPurgeScheduler, type KeyPurgeEvents, type KeyPurgeOptions } from './idempotency.ts';
 import { PayoutService, type PayoutOptions } from './payouts.ts';
@@ -41,7 +43,9 @@ export interface ServiceOptions {
   ids?: IdSource;
   random?: RandomSource;
   /** Strategy settings beyond the defaults (the race lab's think time, retry policies). */
-  strategies?: Partial<Omit<StrategyDeps, 'locks' | 'random'>> & { redisLock?: RedisLockStrategyOptions };
+  strategies?: Partial<Omit<StrategyDeps, 'locks' | 'random' | 'redisAtomic'>> & { redisLock?: RedisLockStrategyOptions };
+  /** The redis-atomic strategy's Redis and settings (default: a redis:// config.locksUrl, `durable`). */
+  redisAtomic?: RedisAtomicOptions;
   /** Run migrations with these options (the race lab's schema has no stock backstop). */
   migrationOptions?: { stockBackstop?: boolean };
   /** Run migrations on start (default true). */
@@ -110,7 +114,10 @@ export class AllotService {
     const random = opts.random ?? systemRandom;
     const { redisLock, ...strategyDeps } = opts.strategies ?? {};
     this.strategies = createStrategies(
-      { ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }) },
+      {
+        ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }),
+        redisAtomic: redisAtomicDeps(conn, opts.redisAtomic, opts.config.locksUrl, opts.config.lockPrefix),
+      },
       { redisLock: { whenLocksDown: locks.whenDown, onLocksDown: (mode) => locks.observeDown(mode), ...redisLock } },
     );
     this.engine = new ClaimEngine({
@@ -153,6 +160,7 @@ export class AllotService {
   }
 
   static async open(opts: ServiceOptions): Promise<AllotService> {
+    if (opts.redisAtomic?.mode === 'fast') throw new AllotError('VALIDATION_FAILED', 'redis-atomic `fast` mode (201 after Redis, write-behind to SQL) is not built yet; use `durable` (docs/strategies.md)');
     const step = opts.step ?? silentStep;
     const database = describeDatabase(opts.config.databaseUrl);
     const conn = await step(`opening the database (${database})`, async () => {
@@ -236,6 +244,10 @@ export class AllotService {
     if (!strategy) throw new AllotError('VALIDATION_FAILED', `unknown strategy "${strategyName}"`);
     if (!strategy.safe && !this.opts.config.allowUnsafeStrategies) throw new AllotError('UNSAFE_STRATEGY');
     if (strategyName === REDIS_LOCK_STRATEGY && this.locks.missing !== null) throw new AllotError('VALIDATION_FAILED', this.locks.missing, { field: 'strategy' });
+    if (strategyName === REDIS_ATOMIC_STRATEGY) {
+      if (redisAtomicUrl(this.opts.redisAtomic, this.opts.config.locksUrl) === null) throw new AllotError('VALIDATION_FAILED', 'redis-atomic needs Redis: set REDIS_URL (or a redis:// LOCKS_URL)', { field: 'strategy' });
+      if (input.kind === 'lottery') throw new AllotError('VALIDATION_FAILED', 'redis-atomic does not draw lotteries (coupon campaigns only): choose another strategy for a lottery', { field: 'strategy' });
+    }
     if (input.id !== undefined && !ID_REGEX.test(input.id)) throw new AllotError('VALIDATION_FAILED', 'id must be 1-128 characters from [A-Za-z0-9_.:-]');
     const id = input.id ?? this.ids.next('cmp_');
     // A lottery's secret seed: 32 random bytes, committed to by its SHA-256 in the campaign view.
@@ -353,6 +365,8 @@ export class AllotService {
   }
 
   async close(): Promise<void> {
+    // redis-atomic gives its leases' unused units back while the database is still open.
+    await (this.strategies.get(REDIS_ATOMIC_STRATEGY) as RedisAtomicStrategy | undefined)?.close().catch(() => undefined);
     await this.keyPurge?.close();
     await this.payouts.close().catch(() => undefined);
     await this.locks.close().catch(() => undefined);

@@ -3,6 +3,7 @@ import type { Clock } from '../ports/clock.ts';
 import type { RandomSource } from '../ports/random.ts';
 import type { LockProvider } from '../ports/lock-provider.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts';
+import type { RedisAtomicDeps } from './redis-atomic/deps.ts';
 
 export interface StrategyDeps {
   /** Distributed (Redis) or in-process locks, for lock-based strategies. */
@@ -19,6 +20,8 @@ export interface StrategyDeps {
   /** race lab only: ms the unsafe strategies spend between their check and their write, as the
    * seeds' business logic did ("build the claim record") */
   unsafeThinkMs?: number;
+  /** Redis and the SQL leases of the redis-atomic strategy (absent: it refuses every claim) */
+  redisAtomic?: RedisAtomicDeps;
 }
 
 export function retryPolicy(deps: StrategyDeps): RetryPolicy {

@@ -9,13 +9,14 @@ import { createNaive } from './naive.ts';
 import { createOptimistic } from './optimistic.ts';
 import { createPessimistic } from './pessimistic.ts';
 import { createRedisLockStrategy, REDIS_LOCK_STRATEGY, type RedisLockStrategyOptions } from './redis-lock.ts';
+import { createRedisAtomic, REDIS_ATOMIC_STRATEGY } from './redis-atomic/redis-atomic.ts';
 
 export type { StrategyDeps } from './deps.ts';
 
 export const DEFAULT_STRATEGY = 'conditional';
 
 /** Safe strategies, in the order documentation and the lab list them. */
-export const SAFE_STRATEGIES = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', REDIS_LOCK_STRATEGY, GROUP_COMMIT_STRATEGY] as const;
+export const SAFE_STRATEGIES = ['conditional', 'pessimistic', 'optimistic', 'optimistic-stock', REDIS_LOCK_STRATEGY, GROUP_COMMIT_STRATEGY, REDIS_ATOMIC_STRATEGY] as const;
 /** Demo strategies that can oversell; refused unless the server allows unsafe strategies. */
 export const UNSAFE_STRATEGIES = ['naive', 'local-mutex'] as const;
 
@@ -31,6 +32,7 @@ export function createStrategies(deps: StrategyDeps, opts: { redisLock?: RedisLo
     createOptimistic(deps, 'issued'),
     createRedisLockStrategy(deps, opts.redisLock),
     createGroupCommit(deps),
+    createRedisAtomic(deps),
     createNaive(deps),
     createLocalMutex(deps),
   ];

@@ -11,7 +11,7 @@ import type { Campaign } from '../../src/core/campaign.ts';
 import { verifyDrawProof, type DrawProof } from '../../src/core/lottery.ts';
 import type { ClaimOutcome } from '../../src/service/claim-engine.ts';
 import { AllotService } from '../../src/service/service.ts';
-import { dialects, STRATEGIES } from '../helpers/dialects.ts';
+import { dialects, LOTTERY_STRATEGIES as STRATEGIES } from '../helpers/dialects.ts';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { AllotService } from '../../src/service/service.ts';
 import type { Claim } from '../../src/core/claim.ts';
-import { dialects, STRATEGIES } from '../helpers/dialects.ts';
+import { dialects, LOTTERY_STRATEGIES as STRATEGIES } from '../helpers/dialects.ts';
 import { once, shuffle, startWorkers, stopWorkers } from './race-harness.ts';
 import type { Draw, DrawResult, WorkerMessage } from './lottery-race-worker.ts';
 

@@ -10,6 +10,7 @@ import { payouts } from './005-payouts.ts';
 import { leases } from './006-leases.ts';
 import { lockFenceHolders } from './007-lock-fence-holders.ts';
 import { lockFencePrune } from './008-lock-fence-prune.ts';
+import { redisAtomicLeases } from './009-redis-atomic-leases.ts';
 
 export interface MigrationOptions {
   /** CHECK (issued <= stock) on campaigns; only the race lab's own schema sets it false */
@@ -21,7 +22,7 @@ export interface SqlMigration {
   statements(dialect: SqlDialect, opts?: MigrationOptions): string[];
 }
 
-export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts, leases, lockFenceHolders, lockFencePrune];
+export const MIGRATIONS: readonly SqlMigration[] = [initial, lockFences, strategyCatalogue, lottery, payouts, leases, lockFenceHolders, lockFencePrune, redisAtomicLeases];
 
 export function kyselyMigrations(dialect: SqlDialect, opts: MigrationOptions = {}): Record<string, Migration> {
   const out: Record<string, Migration> = {};

@@ -1,0 +1,143 @@
+// The `redis-atomic` strategy's port over SQL (src/strategies/redis-atomic/lease-store.ts): the
+// leases that bound what Redis may issue, and the batched write of the claims Redis took. A batch
+// is group-commit's transaction (src/adapters/sql/sql-batch.ts, its steps 1-4 with no stock step)
+// followed by the lease guard and the campaign's counters, the hot row last.
+import { sql, type Kysely } from 'kysely';
+import { AllotError } from '../../core/errors.ts';
+import type { BatchMember, MemberVerdict } from '../../ports/claim-batch.ts';
+import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
+import type { LeaseRef, LeaseRow, RedisAtomicStore } from '../../strategies/redis-atomic/lease-store.ts';
+import type { SqlDialect } from './dialect.ts';
+import { isUnavailable } from './errors.ts';
+import { affected, rows, type Db } from './exec.ts';
+import { SqlClaimBatchStore } from './sql-batch.ts';
+import { translate } from './translate.ts';
+
+class LeaseRefused extends Error {}
+
+/** group-commit's per-member steps, run inside a transaction of ours. (SqlClaimBatchStore keeps
+ * `decide` private; it would be exported if a third caller appeared.) */
+interface Decider {
+  decide(trx: Db, unit: StockUnit | null, limits: UserLimits, members: BatchMember[], mode: 'all' | 'up-to'): Promise<MemberVerdict[]>;
+}
+
+export class SqlRedisAtomicStore implements RedisAtomicStore {
+  private readonly decider: Decider;
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  constructor(private readonly db: Kysely<any>, dialect: SqlDialect) {
+    this.decider = new SqlClaimBatchStore(db, dialect) as unknown as Decider;
+  }
+
+  async openLease(lease: LeaseRef, nowMs: number, ttlMs: number): Promise<void> {
+    await this.run(() => sql`INSERT INTO redis_leases (id, campaign_id, fence, granted, used, state, expires_at, created_at)
+      VALUES (${lease.id}, ${lease.campaignId}, ${lease.fence}, 0, 0, 'open', ${nowMs + ttlMs}, ${nowMs})`.execute(this.db));
+  }
+
+  grant(lease: LeaseRef, max: number, nowMs: number, ttlMs: number): Promise<number> {
+    return this.tx(async (trx) => {
+      // Lock order everywhere: the lease row, then the campaign row.
+      const l = (await rows(trx, sql`SELECT fence, state FROM redis_leases WHERE id = ${lease.id} FOR UPDATE`))[0];
+      if (!l || Number(l.fence) !== lease.fence || l.state !== 'open') return 0;
+      const c = (await rows(trx, sql`SELECT stock, issued, leased FROM campaigns WHERE id = ${lease.campaignId} FOR UPDATE`))[0];
+      if (!c) return 0;
+      const free = Number(c.stock) - Number(c.issued) - Number(c.leased);
+      if (free <= 0) return 0;
+      // Blocks shrink near the end (an eighth of what is free), so no instance sits on the last units.
+      const n = Math.min(max, Math.max(1, Math.ceil(free / 8)));
+      if ((await affected(trx, sql`UPDATE campaigns SET leased = leased + ${n} WHERE id = ${lease.campaignId} AND issued + leased + ${n} <= stock`)) !== 1) return 0;
+      await sql`UPDATE redis_leases SET granted = granted + ${n}, expires_at = ${nowMs + ttlMs} WHERE id = ${lease.id}`.execute(trx);
+      return n;
+    });
+  }
+
+  async commitBatch(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<MemberVerdict[] | 'lease_refused'> {
+    try {
+      return await this.tx(async (trx) => {
+        const verdicts = await this.decider.decide(trx, null, limits, members, 'all');
+        const n = verdicts.filter((v) => v.kind === 'issued').length;
+        // The lease guard: never more claims than SQL granted this lease, and only while it is
+        // this instance's (a reclaimed or closed lease has another fence or state).
+        const took = await affected(trx, sql`UPDATE redis_leases SET used = used + ${n}, expires_at = ${nowMs + ttlMs}
+          WHERE id = ${lease.id} AND fence = ${lease.fence} AND state = 'open' AND used + ${n} <= granted`);
+        if (took !== 1) throw new LeaseRefused();
+        if (n > 0 && (await affected(trx, sql`UPDATE campaigns SET issued = issued + ${n}, leased = leased - ${n} WHERE id = ${lease.campaignId} AND leased >= ${n}`)) !== 1) {
+          throw new LeaseRefused();
+        }
+        return verdicts;
+      });
+    } catch (err) {
+      if (err instanceof LeaseRefused) return 'lease_refused';
+      throw err;
+    }
+  }
+
+  async readLease(id: string): Promise<LeaseRow | null> {
+    const r = (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state FROM redis_leases WHERE id = ${id}`)))[0];
+    return r ? { id: String(r.id), campaignId: String(r.campaign_id), fence: Number(r.fence), granted: Number(r.granted), used: Number(r.used), state: r.state === 'open' ? 'open' : 'closed' } : null;
+  }
+
+  closeLease(lease: LeaseRef): Promise<number> {
+    return this.tx((trx) => this.closeIn(trx, lease.id, lease.fence));
+  }
+
+  async reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<number> {
+    const expired = (await this.run(() => rows(this.db, sql`SELECT id, fence FROM redis_leases WHERE campaign_id = ${campaignId} AND state = 'open' AND expires_at < ${nowMs}`)))
+      .filter((r) => !keep.includes(String(r.id)));
+    let back = 0;
+    for (const r of expired) {
+      back += await this.tx(async (trx) => {
+        // Re-checked under the row lock: its holder may have renewed it since.
+        const l = (await rows(trx, sql`SELECT expires_at FROM redis_leases WHERE id = ${String(r.id)} AND state = 'open' FOR UPDATE`))[0];
+        return l && Number(l.expires_at) < nowMs ? this.closeIn(trx, String(r.id), Number(r.fence)) : 0;
+      });
+    }
+    return back;
+  }
+
+  async userTotals(campaignId: string, afterUserId: string | null, limit: number): Promise<Array<{ userId: string; total: number }>> {
+    const after = afterUserId === null ? sql`` : sql` AND user_id > ${afterUserId}`;
+    return (await this.run(() => rows(this.db, sql`SELECT user_id, total FROM user_claims WHERE campaign_id = ${campaignId}${after} AND total > 0 ORDER BY user_id LIMIT ${limit}`)))
+      .map((r) => ({ userId: String(r.user_id), total: Number(r.total) }));
+  }
+
+  async userTotal(campaignId: string, userId: string): Promise<number> {
+    const r = (await this.run(() => rows(this.db, sql`SELECT total FROM user_claims WHERE campaign_id = ${campaignId} AND user_id = ${userId}`)))[0];
+    return r ? Number(r.total) : 0;
+  }
+
+  /** Closes one lease (locked or about to be) and returns its unused units to the campaign. */
+  private async closeIn(trx: Db, id: string, fence: number): Promise<number> {
+    const l = (await rows(trx, sql`SELECT campaign_id, granted, used FROM redis_leases WHERE id = ${id} AND fence = ${fence} AND state = 'open' FOR UPDATE`))[0];
+    if (!l) return 0;
+    const unused = Number(l.granted) - Number(l.used);
+    await sql`UPDATE redis_leases SET state = 'closed', fence = fence + 1 WHERE id = ${id}`.execute(trx);
+    if (unused > 0) await sql`UPDATE campaigns SET leased = leased - ${unused} WHERE id = ${String(l.campaign_id)}`.execute(trx);
+    return unused;
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  private async tx<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
+    let bodyDone = false;
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const out = await fn(trx);
+        bodyDone = true;
+        return out;
+      });
+    } catch (err) {
+      if (err instanceof LeaseRefused) throw err;
+      if (bodyDone && isUnavailable(err)) {
+        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing redis-atomic claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+      }
+      throw translate(err);
+    }
+  }
+}
