@@ -18,6 +18,8 @@ export interface RedisAtomicOptions {
   blockMax?: number;
   leaseTtlMs?: number;
   maxBatch?: number;
+  settleMs?: number;
+  inflightWaitMs?: number;
 }
 
 export function redisAtomicUrl(opts: RedisAtomicOptions | undefined, locksUrl: string | undefined): string | null {

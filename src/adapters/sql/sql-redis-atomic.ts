@@ -15,6 +15,10 @@ import { translate } from './translate.ts';
 
 class LeaseRefused extends Error {}
 
+const leaseRow = (r: Record<string, unknown>): LeaseRow => ({
+  id: String(r.id), campaignId: String(r.campaign_id), fence: Number(r.fence), granted: Number(r.granted), used: Number(r.used), state: r.state === 'open' ? 'open' : 'closed',
+});
+
 /** group-commit's per-member steps, run inside a transaction of ours. (SqlClaimBatchStore keeps
  * `decide` private; it would be exported if a third caller appeared.) */
 interface Decider {
@@ -51,13 +55,30 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
     });
   }
 
-  async commitBatch(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<MemberVerdict[] | 'lease_refused'> {
+  async commitBatch(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<Array<MemberVerdict | null> | 'lease_refused'> {
+    let take = members;
+    for (let pass = 0; ; pass++) {
+      const out = await this.commitAll(lease, limits, take, nowMs, ttlMs);
+      if (out !== null) return [...out, ...members.slice(take.length).map(() => null)];
+      // The lease has less room than the batch (Redis was ahead of SQL: a block restored from
+      // an older state, or a unit given back twice): commit the members it has room for, and
+      // the rest have no unit (null: they claim again).
+      const row = await this.readLease(lease.id);
+      if (!row || row.state !== 'open' || row.fence !== lease.fence) return 'lease_refused';
+      const room = row.granted - row.used;
+      if (room <= 0 || pass >= 3) return members.map(() => null);
+      take = members.slice(0, Math.min(room, take.length - 1));
+    }
+  }
+
+  /** The whole batch under the lease guard, or null when the guard refused (nothing written). */
+  private async commitAll(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<MemberVerdict[] | null> {
     try {
       return await this.tx(async (trx) => {
         const verdicts = await this.decider.decide(trx, null, limits, members, 'all');
         const n = verdicts.filter((v) => v.kind === 'issued').length;
         // The lease guard: never more claims than SQL granted this lease, and only while it is
-        // this instance's (a reclaimed or closed lease has another fence or state).
+        // open with this fence (a reclaimed or closed lease has another fence or state).
         const took = await affected(trx, sql`UPDATE redis_leases SET used = used + ${n}, expires_at = ${nowMs + ttlMs}
           WHERE id = ${lease.id} AND fence = ${lease.fence} AND state = 'open' AND used + ${n} <= granted`);
         if (took !== 1) throw new LeaseRefused();
@@ -67,32 +88,42 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
         return verdicts;
       });
     } catch (err) {
-      if (err instanceof LeaseRefused) return 'lease_refused';
+      if (err instanceof LeaseRefused) return null;
       throw err;
     }
   }
 
   async readLease(id: string): Promise<LeaseRow | null> {
     const r = (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state FROM redis_leases WHERE id = ${id}`)))[0];
-    return r ? { id: String(r.id), campaignId: String(r.campaign_id), fence: Number(r.fence), granted: Number(r.granted), used: Number(r.used), state: r.state === 'open' ? 'open' : 'closed' } : null;
+    return r ? leaseRow(r) : null;
   }
 
   closeLease(lease: LeaseRef): Promise<number> {
     return this.tx((trx) => this.closeIn(trx, lease.id, lease.fence));
   }
 
-  async reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<number> {
+  async reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<Array<{ id: string; units: number }>> {
     const expired = (await this.run(() => rows(this.db, sql`SELECT id, fence FROM redis_leases WHERE campaign_id = ${campaignId} AND state = 'open' AND expires_at < ${nowMs}`)))
       .filter((r) => !keep.includes(String(r.id)));
-    let back = 0;
+    const out: Array<{ id: string; units: number }> = [];
     for (const r of expired) {
-      back += await this.tx(async (trx) => {
+      const units = await this.tx(async (trx) => {
         // Re-checked under the row lock: its holder may have renewed it since.
         const l = (await rows(trx, sql`SELECT expires_at FROM redis_leases WHERE id = ${String(r.id)} AND state = 'open' FOR UPDATE`))[0];
-        return l && Number(l.expires_at) < nowMs ? this.closeIn(trx, String(r.id), Number(r.fence)) : 0;
+        return l && Number(l.expires_at) < nowMs ? this.closeIn(trx, String(r.id), Number(r.fence)) : null;
       });
+      if (units !== null) out.push({ id: String(r.id), units });
     }
-    return back;
+    return out;
+  }
+
+  async leased(campaignId: string): Promise<number> {
+    const r = (await this.run(() => rows(this.db, sql`SELECT leased FROM campaigns WHERE id = ${campaignId}`)))[0];
+    return r ? Number(r.leased) : 0;
+  }
+
+  async openLeases(campaignId: string): Promise<LeaseRow[]> {
+    return (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state FROM redis_leases WHERE campaign_id = ${campaignId} AND state = 'open'`))).map(leaseRow);
   }
 
   async userTotals(campaignId: string, afterUserId: string | null, limit: number): Promise<Array<{ userId: string; total: number }>> {

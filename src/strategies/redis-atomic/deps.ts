@@ -17,6 +17,10 @@ export interface RedisAtomicDeps {
   blockMax?: number;
   /** a lease not renewed (by a grant or a batch) for this long may be reclaimed by another instance (default 30 s) */
   leaseTtlMs?: number;
+  /** how long one claim may keep retrying (refills lost to other instances, a rebuild) before a 503, nothing issued (default 10 s) */
+  settleMs?: number;
+  /** how long a claim that found no unit waits for units in flight (taken by claims not yet committed, which may come back) before SOLD_OUT (default 2 s) */
+  inflightWaitMs?: number;
   /** most claims in one SQL transaction (default 256) */
   maxBatch?: number;
 }

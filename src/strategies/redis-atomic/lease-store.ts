@@ -35,15 +35,21 @@ export interface RedisAtomicStore {
    * Writes a batch of claims (distinct users) in one transaction: each member's user guard, claim
    * row and key as group-commit does; then the lease's `used` += issued only while used + n <=
    * granted, with the same fence and still open; then the campaign's issued += n, leased -= n.
-   * Returns the verdicts, or 'lease_refused' (nothing written) when the lease guard refused.
+   * When the open lease has room for fewer members than the batch (Redis was ahead of SQL), the
+   * first ones it has room for are written and the others get null (no unit: claim again).
+   * 'lease_refused' (nothing written): the lease is closed or has another fence.
    */
-  commitBatch(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<MemberVerdict[] | 'lease_refused'>;
+  commitBatch(lease: LeaseRef, limits: UserLimits, members: BatchMember[], nowMs: number, ttlMs: number): Promise<Array<MemberVerdict | null> | 'lease_refused'>;
   readLease(id: string): Promise<LeaseRow | null>;
   /** Closes an open lease and gives its unused units back to the campaign; returns how many. */
   closeLease(lease: LeaseRef): Promise<number>;
-  /** Closes the campaign's open leases expired before `nowMs` (not `keep`'s), returning their
-   * unused units; returns how many units came back. */
-  reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<number>;
+  /** Closes the campaign's open leases expired before `nowMs` (not `keep`'s), giving their unused
+   * units back; returns the leases closed and how many units each gave back. */
+  reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<Array<{ id: string; units: number }>>;
+  /** Units granted to the campaign's leases and not used yet (`campaigns.leased`). */
+  leased(campaignId: string): Promise<number>;
+  /** The campaign's open leases (every instance's). */
+  openLeases(campaignId: string): Promise<LeaseRow[]>;
   /** A page of the campaign's per-user totals, by user id after `afterUserId` (rebuilding Redis). */
   userTotals(campaignId: string, afterUserId: string | null, limit: number): Promise<Array<{ userId: string; total: number }>>;
   /** One user's committed total (0 when none). */

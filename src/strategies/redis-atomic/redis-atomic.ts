@@ -22,7 +22,6 @@ import { CLAIM_UNIT, runAtomicScript, UNDO_CLAIM } from './scripts.ts';
 
 export const REDIS_ATOMIC_STRATEGY = 'redis-atomic';
 
-const ATTEMPTS = 12;
 const REBUILD_PAGE = 500;
 
 /** One lease's books: what SQL granted it, what committed under it, what Redis handed out that
@@ -72,6 +71,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const blockMax = ra?.blockMax ?? 256;
   const ttlMs = ra?.leaseTtlMs ?? 30_000;
   const maxBatch = ra?.maxBatch ?? 256;
+  const settleMs = ra?.settleMs ?? 10_000;
+  const inflightWaitMs = ra?.inflightWaitMs ?? 2_000;
   const blocks = new Map<string, Block>();
   let client: Promise<RedisClient> | null = null;
   let closed = false;
@@ -173,8 +174,16 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         }
       }
       // Units stranded by an instance that died are reclaimed once its lease expired.
-      if (n === 0 && (await env.ra.store.reclaimExpired(b.campaignId, Date.now(), [l.ref.id])) > 0) n = await env.ra.store.grant(l.ref, blockMax, Date.now(), ttlMs);
-      if (n === 0) return false;
+      if (n === 0) {
+        const back = await env.ra.store.reclaimExpired(b.campaignId, Date.now(), [l.ref.id]);
+        for (const c of back) {
+          const ck = keys(env.ra.prefix, b.campaignId, { id: c.id, campaignId: b.campaignId, fence: 0 });
+          await r.command(['SREM', ck.leases, ck.lease]);
+          await r.command(['DEL', ck.lease]);
+        }
+        if (back.some((c) => c.units > 0)) n = await env.ra.store.grant(l.ref, blockMax, Date.now(), ttlMs);
+      }
+      if (n === 0) return restoreOthers(env, b);
       l.granted += n;
       const kk = keys(env.ra.prefix, b.campaignId, l.ref);
       await r.command(['HINCRBY', kk.lease, 'left', n]);
@@ -184,6 +193,24 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       b.dirty = true;
       throw err;
     }
+  };
+  /** After a FLUSHALL or a restart, another instance's block is back in Redis only when that
+   * instance next claims (it may be idle): before answering SOLD_OUT, put back the blocks of open
+   * leases that Redis lost, from SQL (granted - used). Their owners' claims in flight make that
+   * too high; the lease guard then refuses the excess (a unit too many in Redis costs a retry,
+   * one too few would be stock never sold). True: some block got units. */
+  const restoreOthers = async (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
+    const r = await env.redis();
+    let any = false;
+    for (const row of await env.ra.store.openLeases(b.campaignId)) {
+      if (row.id === b.lease?.ref.id || row.granted - row.used <= 0) continue;
+      const k = keys(env.ra.prefix, b.campaignId, row);
+      if (Number(await r.command(['EXISTS', k.lease])) === 1) continue;
+      await r.command(['HSET', k.lease, 'id', row.id, 'fence', row.fence, 'left', row.granted - row.used]);
+      await r.command(['SADD', k.leases, k.lease]);
+      any = true;
+    }
+    return any;
   };
   const refillOnce = (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
     b.refilling ??= refill(env, b).finally(() => {
@@ -252,8 +279,13 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         return;
       }
       const verdicts = r.value;
-      lease.used += verdicts.filter((v) => v.kind === 'issued').length;
-      batch.forEach((w, i) => w.resolve(verdicts[i]!));
+      lease.used += verdicts.filter((v) => v?.kind === 'issued').length;
+      batch.forEach((w, i) => {
+        const v = verdicts[i];
+        // null: the lease had no room for this member (Redis handed out a unit SQL never granted).
+        if (v === null || v === undefined) w.reject(new Again());
+        else w.resolve(v);
+      });
     } catch (err) {
       lease.inflight -= batch.length;
       b.dirty = true;
@@ -280,7 +312,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     return p;
   };
 
-  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest): Promise<StrategyOutcome | null> => {
+  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: { inflightSince: number | null }): Promise<StrategyOutcome | null> => {
     if (closed) throw new AllotError('UNAVAILABLE', 'the service is closing; nothing was issued', { outcome: 'nothing-issued' });
     if (b.rebuilding) await b.rebuilding;
     if (!b.lease || b.dirty) await refillOnce(env, b);
@@ -302,8 +334,20 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       return null;
     }
     if (code === -2) {
-      if (b.lease === lease && !(await refillOnce(env, b))) return { kind: 'sold_out', stats: { retries: 0 } };
-      return null;
+      if (b.lease !== lease || (await refillOnce(env, b))) return null;
+      // No block has a unit and SQL has none to grant. Units granted and not yet used are in
+      // flight (taken by claims whose batch has not committed; one SQL refuses comes back): wait
+      // for them, as a conditional update would wait for the row lock, rather than answer
+      // SOLD_OUT while a unit may come back. Bounded: a unit stranded elsewhere (an instance that
+      // died holding it) comes back only when its lease expires.
+      if ((await env.ra.store.leased(b.campaignId)) > 0) {
+        ctx.inflightSince ??= Date.now();
+        if (Date.now() - ctx.inflightSince < inflightWaitMs) {
+          await new Promise((r) => setTimeout(r, 1 + Math.floor(deps.random.next() * 5)));
+          return null;
+        }
+      }
+      return { kind: 'sold_out', stats: { retries: 0 } };
     }
     if (code === -1) {
       // Redis's count can be too high (an undo that never arrived, a daily-limit refusal): SQL
@@ -346,6 +390,10 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         await undo(env, b, lease.ref, req.userId, 0);
         return null;
       }
+      // The batch failed (its outcome may be unknown): the unit goes back to the block. Should
+      // it have committed after all, Redis is one unit ahead and the lease guard refuses that
+      // unit later; kept out, it would be stock never sold.
+      await undo(env, b, lease.ref, req.userId, 1);
       throw err;
     }
     if (v.kind === 'issued') return { kind: 'issued', claim: newClaim(req) as Claim, stats: { retries: 0 } };
@@ -366,12 +414,23 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         throw new AllotError('VALIDATION_FAILED', 'redis-atomic does not draw lotteries (coupon campaigns only): choose another strategy for a lottery', { field: 'strategy' });
       }
       const b = blockOf(req.campaign.id);
-      for (let i = 0; i < ATTEMPTS; i++) {
+      // Every pass that does not settle made progress for someone (a refill granted units that
+      // another claim took, the state was rebuilt, a stale count was corrected, a batch was
+      // refused under a stale lease), and the stock is finite: the loop ends with an answer, so it
+      // is bounded by time, not by a count (near the end of the stock a claim can lose many
+      // refills in a row to other instances).
+      const deadline = Date.now() + settleMs;
+      const ctx: { inflightSince: number | null } = { inflightSince: null };
+      for (let i = 0; ; i++) {
         req.signal?.throwIfAborted();
-        const out = await claimOnce(env, b, req);
+        const out = await claimOnce(env, b, req, ctx);
         if (out) return { ...out, stats: { retries: i } };
+        if (Date.now() >= deadline) {
+          throw new AllotError('UNAVAILABLE', `redis-atomic: the claim did not settle in ${settleMs} ms (${i + 1} passes: Redis state being rebuilt or leases refilled); nothing was issued`, { outcome: 'nothing-issued', reason: 'contention' });
+        }
+        // A little jitter after a few passes, so that claims that lost a refill do not all come back at once.
+        if (i >= 3) await new Promise((r) => setTimeout(r, Math.floor(deps.random.next() * Math.min(20, 2 * i))));
       }
-      throw new AllotError('UNAVAILABLE', `redis-atomic: the claim did not settle in ${ATTEMPTS} attempts (Redis state being rebuilt or leases refilled); nothing was issued`, { outcome: 'nothing-issued', reason: 'contention' });
     },
     async close(): Promise<void> {
       closed = true;
