@@ -350,7 +350,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   const total = runs.length * backends.length * scenario.workload().length;
   let doneSoFar = 0;
   try {
-    const needRedis = runs.some((r) => r.strategy === 'redis-lock') && !http;
+    const needRedis = runs.some((r) => r.strategy === 'redis-lock' || r.strategy === 'redis-atomic') && !http;
     const redis = needRedis ? await openLabRedis(opts.redisUrl, log) : null;
     let redisProxy: FaultProxy | null = null;
     if (redis && needs.redis) {

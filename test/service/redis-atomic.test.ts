@@ -137,6 +137,32 @@ for (const d of dialects({ servers: true })) {
       assert.equal((await a.audit(id)).ok, true);
     });
 
+    test('the batch takes the Idempotency-Keys: one key sent by two users in one burst gives one claim; the loser\'s unit and count go back', async () => {
+      const id = await newCampaign(3, { perUserLimit: 1 });
+      const outs = await Promise.all(Array.from({ length: 8 }, (_, i) => claimOf(i % 2 ? a : b, id, `two-${i % 2}`, 'shared-key')));
+      const ok = outs.filter((o) => o.status === 201);
+      assert.equal(new Set(ok.map(claimId)).size, 1);
+      assert.equal(ok.filter((o) => !o.replayed).length, 1, 'the first answer is not a replay: its key went in with the claim');
+      const winner = (ok[0]!.body as { claim: { userId: string } }).claim.userId;
+      for (const [i, o] of outs.entries()) {
+        if (`two-${i % 2}` === winner) assert.ok(o.status === 201 || code(o.body) === 'IDEMPOTENCY_IN_PROGRESS', JSON.stringify(o.body));
+        else assert.ok(['IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'].includes(code(o.body) ?? ''), JSON.stringify(o.body));
+      }
+      const loser = winner === 'two-0' ? 'two-1' : 'two-0';
+      // The loser's Redis count went back: it claims with its own key; and the two units the
+      // refused claims took came back: the stock (3) still sells out to the end.
+      assert.equal((await claimOf(a, id, loser, 'own-key')).status, 201);
+      assert.equal((await claimOf(b, id, 'third', null)).status, 201);
+      assert.equal(code((await claimOf(a, id, 'fourth', null)).body), 'SOLD_OUT');
+      // A refusal is stored under its key and replayed.
+      const refused = await claimOf(a, id, winner, 'second-key');
+      assert.equal(code(refused.body), 'SOLD_OUT');
+      const again = await claimOf(b, id, winner, 'second-key');
+      assert.equal(again.replayed, true);
+      assert.equal(code(again.body), 'SOLD_OUT');
+      assert.equal((await a.audit(id)).ok, true);
+    });
+
     test('Redis ahead of SQL (a block inflated by hand) issues no more than SQL granted', async () => {
       const id = await newCampaign(5);
       const first = await a.claim(id, 'first', null);

@@ -3,7 +3,7 @@
 // is group-commit's transaction (src/adapters/sql/sql-batch.ts, its steps 1-4 with no stock step)
 // followed by the lease guard and the campaign's counters, the hot row last.
 import { sql, type Kysely } from 'kysely';
-import { AllotError } from '../../core/errors.ts';
+import { AllotError, TransientConflictError } from '../../core/errors.ts';
 import type { BatchMember, MemberVerdict } from '../../ports/claim-batch.ts';
 import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
 import type { LeaseRef, LeaseRow, RedisAtomicStore } from '../../strategies/redis-atomic/lease-store.ts';
@@ -39,7 +39,7 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
   }
 
   grant(lease: LeaseRef, max: number, nowMs: number, ttlMs: number): Promise<number> {
-    return this.tx(async (trx) => {
+    return this.txRetried(async (trx) => {
       // Lock order everywhere: the lease row, then the campaign row.
       const l = (await rows(trx, sql`SELECT fence, state FROM redis_leases WHERE id = ${lease.id} FOR UPDATE`))[0];
       if (!l || Number(l.fence) !== lease.fence || l.state !== 'open') return 0;
@@ -99,7 +99,7 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
   }
 
   closeLease(lease: LeaseRef): Promise<number> {
-    return this.tx((trx) => this.closeIn(trx, lease.id, lease.fence));
+    return this.txRetried((trx) => this.closeIn(trx, lease.id, lease.fence));
   }
 
   async reclaimExpired(campaignId: string, nowMs: number, keep: readonly string[]): Promise<Array<{ id: string; units: number }>> {
@@ -107,7 +107,7 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
       .filter((r) => !keep.includes(String(r.id)));
     const out: Array<{ id: string; units: number }> = [];
     for (const r of expired) {
-      const units = await this.tx(async (trx) => {
+      const units = await this.txRetried(async (trx) => {
         // Re-checked under the row lock: its holder may have renewed it since.
         const l = (await rows(trx, sql`SELECT expires_at FROM redis_leases WHERE id = ${String(r.id)} AND state = 'open' FOR UPDATE`))[0];
         return l && Number(l.expires_at) < nowMs ? this.closeIn(trx, String(r.id), Number(r.fence)) : null;
@@ -152,6 +152,20 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
       return await fn();
     } catch (err) {
       throw translate(err);
+    }
+  }
+
+  /** A lease transaction (grant, close, reclaim), run again when the database rolled it back for
+   * a reason a retry cures (a deadlock, a serialization failure); nothing of it was kept. The
+   * claims' batches are retried by the strategy instead, under its retry policy. */
+  private async txRetried<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.tx(fn);
+      } catch (err) {
+        if (!(err instanceof TransientConflictError) || attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      }
     }
   }
 

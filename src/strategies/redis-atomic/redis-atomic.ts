@@ -11,7 +11,7 @@ import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
 import type { BatchMember, MemberVerdict } from '../../ports/claim-batch.ts';
 import type { ClaimStore } from '../../ports/claim-store.ts';
-import type { ClaimRequest, ClaimStrategy, StrategyOutcome } from '../../ports/claim-strategy.ts';
+import { KeyExistsError, type ClaimRequest, type ClaimStrategy, type StrategyOutcome } from '../../ports/claim-strategy.ts';
 import { collectCompletion } from '../collect-completion.ts';
 import { retryPolicy, type StrategyDeps } from '../deps.ts';
 import { newClaim } from '../outcome.ts';
@@ -23,6 +23,8 @@ import { CLAIM_UNIT, runAtomicScript, UNDO_CLAIM } from './scripts.ts';
 export const REDIS_ATOMIC_STRATEGY = 'redis-atomic';
 
 const REBUILD_PAGE = 500;
+/** how long a refill that found nothing in SQL is believed */
+const DRY_MS = 20;
 
 /** One lease's books: what SQL granted it, what committed under it, what Redis handed out that
  * has not committed yet. */
@@ -47,6 +49,9 @@ interface Block {
   /** the books may be stale (an outcome not learned): reread the lease before trusting them */
   dirty: boolean;
   refilling: Promise<boolean> | null;
+  leasedRead: Promise<number> | null;
+  /** until when SQL is known to have no unit to grant (ms since the epoch) */
+  dryUntil: number;
   rebuilding: Promise<void> | null;
   queue: Waiter[];
   running: boolean;
@@ -120,7 +125,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
 
   const blockOf = (campaignId: string): Block => {
     let b = blocks.get(campaignId);
-    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, rebuilding: null, queue: [], running: false, foreign: new Map() }));
+    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, leasedRead: null, dryUntil: 0, rebuilding: null, queue: [], running: false, foreign: new Map() }));
     return b;
   };
 
@@ -212,6 +217,13 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     }
     return any;
   };
+  /** `campaigns.leased`, read once for every claim of this instance waiting at that moment. */
+  const leasedOnce = (env: ReturnType<typeof need>, b: Block): Promise<number> => {
+    b.leasedRead ??= env.ra.store.leased(b.campaignId).finally(() => {
+      b.leasedRead = null;
+    });
+    return b.leasedRead;
+  };
   const refillOnce = (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
     b.refilling ??= refill(env, b).finally(() => {
       b.refilling = null;
@@ -268,7 +280,11 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     const members: BatchMember[] = batch.map((w) => ({ claim: newClaim(w.req), day: w.req.day, idempotencyKey: w.req.idempotencyKey, draw: w.req.draw, completion: null }));
     try {
       await Promise.all(batch.map(async (w, i) => {
-        members[i]!.completion = await collectCompletion(w.req, members[i]!.claim, REDIS_ATOMIC_STRATEGY);
+        const m = members[i]!;
+        m.completion = await collectCompletion(w.req, m.claim, REDIS_ATOMIC_STRATEGY);
+        // A key nobody took yet goes into the batch's transaction with the claim (takesKeys).
+        const p = w.req.pendingKey;
+        if (p?.result === 'pending' && m.completion !== null) m.takeKey = { fingerprint: p.fingerprint, lockedUntil: p.nowMs + p.leaseMs, createdAt: p.nowMs };
       }));
       const limits = { perUserLimit: first.campaign.perUserLimit, perUserDailyLimit: first.campaign.perUserDailyLimit, day: first.day };
       const r = await retrying(policy, deps, undefined, () => env.ra.store.commitBatch(lease.ref, limits, members, Date.now(), ttlMs));
@@ -282,6 +298,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       lease.used += verdicts.filter((v) => v?.kind === 'issued').length;
       batch.forEach((w, i) => {
         const v = verdicts[i];
+        if (members[i]!.takeKey !== undefined && v !== null && v !== undefined && v.kind !== 'key_exists') w.req.pendingKey!.result = 'taken';
         // null: the lease had no room for this member (Redis handed out a unit SQL never granted).
         if (v === null || v === undefined) w.reject(new Again());
         else w.resolve(v);
@@ -334,16 +351,22 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       return null;
     }
     if (code === -2) {
-      if (b.lease !== lease || (await refillOnce(env, b))) return null;
+      // SQL had nothing to grant a moment ago: units now come back only through Redis (claims
+      // SQL refused), so do not ask SQL again for a while.
+      if (b.lease !== lease) return null;
+      if (Date.now() >= b.dryUntil) {
+        if (await refillOnce(env, b)) return null;
+        b.dryUntil = Date.now() + DRY_MS;
+      }
       // No block has a unit and SQL has none to grant. Units granted and not yet used are in
       // flight (taken by claims whose batch has not committed; one SQL refuses comes back): wait
       // for them, as a conditional update would wait for the row lock, rather than answer
       // SOLD_OUT while a unit may come back. Bounded: a unit stranded elsewhere (an instance that
       // died holding it) comes back only when its lease expires.
-      if ((await env.ra.store.leased(b.campaignId)) > 0) {
+      if ((await leasedOnce(env, b)) > 0) {
         ctx.inflightSince ??= Date.now();
         if (Date.now() - ctx.inflightSince < inflightWaitMs) {
-          await new Promise((r) => setTimeout(r, 1 + Math.floor(deps.random.next() * 5)));
+          await new Promise((r) => setTimeout(r, 2 + Math.floor(deps.random.next() * 8)));
           return null;
         }
       }
@@ -397,6 +420,12 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       throw err;
     }
     if (v.kind === 'issued') return { kind: 'issued', claim: newClaim(req) as Claim, stats: { retries: 0 } };
+    if (v.kind === 'key_exists') {
+      // Another request holds this Idempotency-Key: this one changed nothing in SQL; Redis's
+      // count and unit go back, and the protocol answers (a replay, in progress or reused).
+      await undo(env, b, lease.ref, req.userId, 1);
+      throw new KeyExistsError();
+    }
     // Not issued: the unit goes back to the block; the user's count too, unless SQL says the
     // user is at the limit (then Redis's count is not too high).
     await undo(env, b, lease.ref, v.kind === 'user_limit' ? '' : req.userId, 1);
@@ -408,6 +437,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   return {
     name: REDIS_ATOMIC_STRATEGY,
     safe: true,
+    takesKeys: true,
     async claim(_store: ClaimStore, req: ClaimRequest): Promise<StrategyOutcome> {
       const env = need();
       if (req.unit === null || req.unit.prizeId !== null) {
