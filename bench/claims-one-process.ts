@@ -12,7 +12,7 @@ if (!url) {
   process.exit(2);
 }
 const strategy = process.argv[2] ?? 'group-commit';
-const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 8, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, migrate: true, payouts: { sweepIntervalMs: 0 } });
+const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 8, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(process.env.REDIS_URL ? { locksUrl: process.env.REDIS_URL } : {}) }, migrate: true, payouts: { sweepIntervalMs: 0 } });
 try {
   const campaignId = `one-${Date.now()}`;
   await service.createCampaign({ id: campaignId, kind: 'coupon', name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });

@@ -31,7 +31,7 @@ after(async () => {
 for (const d of dialects({ servers: true })) {
   describe(`redis-atomic on ${d.name}`, () => {
     const prefix = `ra-${randomUUID().slice(0, 8)}:`;
-    const open = (extra: { leaseTtlMs?: number; blockMax?: number } = {}) => AllotService.open({
+    const open = (extra: { leaseTtlMs?: number; blockMax?: number; inflightWaitMs?: number } = {}) => AllotService.open({
       config: { databaseUrl: d.url(), dbPoolSize: 6, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: redis.url, lockPrefix: prefix },
       redisAtomic: { ...extra },
       payouts: { sweepIntervalMs: 0 },
@@ -172,6 +172,25 @@ for (const d of dialects({ servers: true })) {
       await r.quit();
       const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => a.claim(id, `v-${i}`, null)));
       assert.equal(await check(id, [first, ...outs], 5, 1), 5);
+    });
+
+    test('Redis behind SQL (every block emptied by hand, as a restore from an older snapshot would): the stock still sells out', async () => {
+      const c = await open({ inflightWaitMs: 200 });
+      try {
+        const id = await newCampaign(10);
+        assert.equal((await claimOf(c, id, 'first', null)).status, 201);
+        const r = new Redis(redis.url);
+        const blocks = await r.keys(`${prefix}ra:{${id}}:lease:*`);
+        assert.ok(blocks.length > 0);
+        for (const key of blocks) await r.hset(key, 'left', 0);
+        await r.quit();
+        const outs = [];
+        for (let i = 0; i < 12; i++) outs.push(await claimOf(c, id, `w-${i}`, null));
+        assert.deepEqual(outs.map((o) => o.status), [...Array(9).fill(201), 409, 409, 409]);
+        assert.equal((await a.getCampaign(id)).issued, 10);
+      } finally {
+        await c.close();
+      }
     });
 
     test('the SQL lease guard: no more claims than granted, none under a closed lease', async () => {

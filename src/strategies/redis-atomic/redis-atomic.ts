@@ -50,6 +50,7 @@ interface Block {
   dirty: boolean;
   refilling: Promise<boolean> | null;
   leasedRead: Promise<number> | null;
+  truingUp: Promise<boolean> | null;
   /** until when SQL is known to have no unit to grant (ms since the epoch) */
   dryUntil: number;
   rebuilding: Promise<void> | null;
@@ -57,6 +58,13 @@ interface Block {
   running: boolean;
   /** other instances' leases this one took units from, by id and fence */
   foreign: Map<string, Lease>;
+}
+
+/** One claim's passes: since when it waits for units in flight, and whether it had the blocks
+ * trued up from SQL. */
+interface Attempt {
+  inflightSince: number | null;
+  trued: boolean;
 }
 
 /** Thrown to a member whose batch the lease guard refused: run the claim again. */
@@ -125,7 +133,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
 
   const blockOf = (campaignId: string): Block => {
     let b = blocks.get(campaignId);
-    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, leasedRead: null, dryUntil: 0, rebuilding: null, queue: [], running: false, foreign: new Map() }));
+    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, leasedRead: null, truingUp: null, dryUntil: 0, rebuilding: null, queue: [], running: false, foreign: new Map() }));
     return b;
   };
 
@@ -217,6 +225,33 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     }
     return any;
   };
+  /** Sets every open lease's block in Redis to at least what SQL says it has left (granted -
+   * used; minus this instance's claims in flight for its own lease). Claims in flight elsewhere
+   * make that too high, which the lease guard corrects; too low would be stock never sold. True:
+   * some block got units. */
+  const trueUp = async (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
+    const r = await env.redis();
+    let raised = false;
+    for (const row of await env.ra.store.openLeases(b.campaignId)) {
+      const own = row.id === b.lease?.ref.id && row.fence === b.lease.ref.fence;
+      const target = row.granted - row.used - (own ? b.lease!.inflight : 0);
+      if (target <= 0) continue;
+      const k = keys(env.ra.prefix, b.campaignId, row);
+      const [fence, left] = (await r.command(['HMGET', k.lease, 'fence', 'left'])) as Array<string | null>;
+      if (fence === String(row.fence) && Number(left ?? 0) >= target) continue;
+      await r.command(['HSET', k.lease, 'id', row.id, 'fence', row.fence, 'left', target]);
+      await r.command(['SADD', k.leases, k.lease]);
+      raised = true;
+    }
+    return raised;
+  };
+  const trueUpOnce = (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
+    b.truingUp ??= trueUp(env, b).finally(() => {
+      b.truingUp = null;
+    });
+    return b.truingUp;
+  };
+
   /** `campaigns.leased`, read once for every claim of this instance waiting at that moment. */
   const leasedOnce = (env: ReturnType<typeof need>, b: Block): Promise<number> => {
     b.leasedRead ??= env.ra.store.leased(b.campaignId).finally(() => {
@@ -329,7 +364,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     return p;
   };
 
-  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: { inflightSince: number | null }): Promise<StrategyOutcome | null> => {
+  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: Attempt): Promise<StrategyOutcome | null> => {
     if (closed) throw new AllotError('UNAVAILABLE', 'the service is closing; nothing was issued', { outcome: 'nothing-issued' });
     if (b.rebuilding) await b.rebuilding;
     if (!b.lease || b.dirty) await refillOnce(env, b);
@@ -361,13 +396,22 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       // No block has a unit and SQL has none to grant. Units granted and not yet used are in
       // flight (taken by claims whose batch has not committed; one SQL refuses comes back): wait
       // for them, as a conditional update would wait for the row lock, rather than answer
-      // SOLD_OUT while a unit may come back. Bounded: a unit stranded elsewhere (an instance that
-      // died holding it) comes back only when its lease expires.
+      // SOLD_OUT while a unit may come back.
       if ((await leasedOnce(env, b)) > 0) {
         ctx.inflightSince ??= Date.now();
         if (Date.now() - ctx.inflightSince < inflightWaitMs) {
           await new Promise((r) => setTimeout(r, 2 + Math.floor(deps.random.next() * 8)));
           return null;
+        }
+        // Still granted and unused after longer than a batch takes: Redis lost track of them (a
+        // restart from an older snapshot, a give-back that never arrived, an instance that died
+        // holding units in flight). Put them back from SQL, once per claim, and wait again.
+        if (!ctx.trued) {
+          ctx.trued = true;
+          if (await trueUpOnce(env, b)) {
+            ctx.inflightSince = null;
+            return null;
+          }
         }
       }
       return { kind: 'sold_out', stats: { retries: 0 } };
@@ -450,7 +494,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       // is bounded by time, not by a count (near the end of the stock a claim can lose many
       // refills in a row to other instances).
       const deadline = Date.now() + settleMs;
-      const ctx: { inflightSince: number | null } = { inflightSince: null };
+      const ctx: Attempt = { inflightSince: null, trued: false };
       for (let i = 0; ; i++) {
         req.signal?.throwIfAborted();
         const out = await claimOnce(env, b, req, ctx);
