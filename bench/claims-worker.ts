@@ -13,13 +13,16 @@ interface Job {
   concurrency: number;
   repeatShare: number;
   pool: number;
+  /** Redis for redis-atomic */
+  locksUrl: string | null;
+  lockPrefix: string;
 }
 
 const send = (msg: unknown) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
 
 process.once('message', async (job: Job) => {
   const service = await AllotService.open({
-    config: { databaseUrl: job.url, dbPoolSize: job.pool, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+    config: { databaseUrl: job.url, dbPoolSize: job.pool, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(job.locksUrl ? { locksUrl: job.locksUrl, lockPrefix: job.lockPrefix } : {}) },
     migrate: false,
     payouts: { sweepIntervalMs: 0 },
   });

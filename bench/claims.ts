@@ -13,7 +13,7 @@
 // Then the HTTP level per backend: one `allot serve` process, autocannon against /healthz and
 // against claims per strategy (BENCH_HTTP_STRATEGIES, default conditional and group-commit),
 // the same settings in the same run (needs the compiled CLI: npm run build).
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { startMariadb, startPostgres, type TestServer } from '../src/lab/servers.ts';
+import { Redis } from 'ioredis';
+import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
 import { AllotService } from '../src/service/service.ts';
 import { SAFE_STRATEGIES } from '../src/strategies/index.ts';
 import { api, loadClaims, loadHealthz, startService } from './http-service.ts';
@@ -36,7 +37,7 @@ const WORKER = fileURLToPath(new URL('./claims-worker.ts', import.meta.url));
 // The HTTP level: one `allot serve` process, autocannon from this one.
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 6);
 const HTTP_CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 128);
-const HTTP_STRATEGIES = (process.env.BENCH_HTTP_STRATEGIES ?? 'conditional,group-commit').split(',').filter((x) => x !== '');
+const HTTP_STRATEGIES = (process.env.BENCH_HTTP_STRATEGIES ?? 'conditional,group-commit,redis-atomic').split(',').filter((x) => x !== '');
 
 interface Row {
   backend: string;
@@ -72,13 +73,17 @@ function once<T>(child: ReturnType<typeof fork>, type: string): Promise<T> {
   });
 }
 
+/** The Redis of redis-atomic (REDIS_URL, else one this bench starts), with a prefix per run. */
+let redisUrl: string | null = null;
+const lockPrefix = `bench-${randomUUID().slice(0, 8)}:`;
+
 async function runStrategy(backend: string, url: string, service: AllotService, strategy: string): Promise<Omit<Row, 'ratioToConditional'>> {
   const campaignId = `bench-${strategy}-${randomUUID().slice(0, 8)}`;
   await service.createCampaign({ id: campaignId, kind: 'coupon', name: 'bench', stock: 100_000_000, strategy, perUserLimit: 1 });
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   try {
     const ready = children.map((c) => once(c, 'ready'));
-    children.forEach((c, worker) => c.send({ url, campaignId, strategy, worker, seconds: SECONDS, concurrency: CONCURRENCY, repeatShare: 0.1, pool: POOL }));
+    children.forEach((c, worker) => c.send({ url, campaignId, strategy, worker, seconds: SECONDS, concurrency: CONCURRENCY, repeatShare: 0.1, pool: POOL, locksUrl: redisUrl, lockPrefix }));
     await Promise.all(ready);
     const done = children.map((c) => once<Done>(c, 'done'));
     for (const c of children) c.send('go');
@@ -142,6 +147,23 @@ async function limits(service: AllotService, backend: string): Promise<{ hotRowU
   return { hotRowUpdatesPerSec: Math.round(updates / secs), batchedInsertRowsPerSec: Math.round(rows / secs) };
 }
 
+/** redis-benchmark's EVALSHA rate on the bench's Redis: a one-key script that increments a hash
+ * field (the shape of redis-atomic's claim script, without its checks), 50 connections. */
+async function evalshaLimit(url: string): Promise<number> {
+  const r = new Redis(url);
+  try {
+    const sha = String(await r.script('LOAD', "return redis.call('HINCRBY', KEYS[1], 'n', 1)"));
+    const u = new URL(url);
+    const out = execFileSync('redis-benchmark', ['-h', u.hostname, '-p', u.port, '-c', '50', '-n', '300000', '-q', 'EVALSHA', sha, '1', `${lockPrefix}evalsha`], { encoding: 'utf8' });
+    // "EVALSHA <sha> 1 <key>: 123456.79 requests per second, p50=0.2 msec"
+    const m = /([\d.]+) requests per second/.exec(out.split('\r').pop() ?? out);
+    if (!m) throw new Error(`cannot read redis-benchmark's output: ${out}`);
+    return Math.round(Number(m[1]));
+  } finally {
+    r.disconnect();
+  }
+}
+
 interface HttpRow {
   backend: string;
   /** 'healthz' for GET /healthz */
@@ -163,7 +185,7 @@ interface HttpRow {
  * Idempotency-Key per request), autocannon with the same settings, one `allot serve` process. */
 async function httpLevel(backend: string, url: string): Promise<HttpRow[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-http-'));
-  const svc = await startService({ databaseUrl: url, dataDir, pool: 16 });
+  const svc = await startService({ databaseUrl: url, dataDir, pool: 16, ...(redisUrl ? { redisUrl } : {}) });
   const out: HttpRow[] = [];
   try {
     const o = { connections: HTTP_CONNECTIONS, seconds: HTTP_SECONDS };
@@ -214,13 +236,19 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const machine: Record<string, { hotRowUpdatesPerSec: number; batchedInsertRowsPerSec: number }> = {};
   const servers: TestServer[] = [];
+  let evalshaPerSec: number | null = null;
   try {
+    if (STRATEGIES.includes('redis-atomic') || HTTP_STRATEGIES.includes('redis-atomic')) {
+      redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
+      evalshaPerSec = await evalshaLimit(redisUrl);
+      log(`redis-benchmark EVALSHA: ${evalshaPerSec}/s`);
+    }
     for (const backend of BACKENDS) {
       let url: string;
       if (backend === 'postgres') url = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres()) - 1]!.url;
       else if (backend === 'mysql') url = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb()) - 1]!.url;
       else throw new Error(`unknown backend ${backend} (postgres, mysql)`);
-      const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 40, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, payouts: { sweepIntervalMs: 0 } });
+      const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 40, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(redisUrl ? { locksUrl: redisUrl, lockPrefix } : {}) }, payouts: { sweepIntervalMs: 0 } });
       try {
         const mine: Array<Omit<Row, 'ratioToConditional'>> = [];
         for (const strategy of STRATEGIES) {
@@ -257,6 +285,10 @@ async function main(): Promise<void> {
     '|---|---:|---:|',
     ...Object.entries(machine).map(([b, m]) => `| ${b} | ${m.hotRowUpdatesPerSec} | ${m.batchedInsertRowsPerSec} |`),
     '',
+    ...(evalshaPerSec === null ? [] : [
+      `Redis (redis-atomic's): redis-benchmark EVALSHA of a one-key HINCRBY script, 50 connections: **${evalshaPerSec}/s**. redis-atomic's claims/s as a share of it: ${rows.filter((r) => r.strategy === 'redis-atomic').map((r) => `${r.backend} ${((r.claimsPerSec / evalshaPerSec!) * 100).toFixed(1)}%`).join(', ')}.`,
+      '',
+    ]),
     ...(http.length === 0 ? [] : [
       '## HTTP level',
       '',
@@ -268,7 +300,7 @@ async function main(): Promise<void> {
       '',
     ]),
   ].join('\n');
-  writeFileSync(new URL('./results/claims.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, seconds: SECONDS, workers: WORKERS, concurrency: CONCURRENCY, pool: POOL, rows, machine, http: { seconds: HTTP_SECONDS, connections: HTTP_CONNECTIONS, rows: http } }, null, 2)}\n`);
+  writeFileSync(new URL('./results/claims.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, seconds: SECONDS, workers: WORKERS, concurrency: CONCURRENCY, pool: POOL, rows, machine, evalshaPerSec, http: { seconds: HTTP_SECONDS, connections: HTTP_CONNECTIONS, rows: http } }, null, 2)}\n`);
   writeFileSync(new URL('./results/claims.md', import.meta.url), md);
   process.stdout.write(md);
 }

@@ -41,7 +41,7 @@ export function redisAtomicDeps(conn: SqlConnection, opts: RedisAtomicOptions | 
 async function connect(url: string): Promise<RedisClient> {
   // A command fails after one reconnection attempt instead of waiting for Redis: a claim then
   // answers 503 (nothing issued) while Redis is down.
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true });
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, enableAutoPipelining: true });
   redis.on('error', () => undefined);
   try {
     await redis.connect();

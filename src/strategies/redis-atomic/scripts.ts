@@ -26,7 +26,7 @@ function load(file: string): AtomicScript {
   return { name, numKeys: Number(m[2]), source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-export const CLAIM_UNIT: AtomicScript = load('claimUnit-4.lua');
+export const CLAIM_UNITS: AtomicScript = load('claimUnits-4.lua');
 export const UNDO_CLAIM: AtomicScript = load('undoClaim-3.lua');
 
 function isNoScript(error: unknown): boolean {

@@ -1,5 +1,5 @@
 --[[
-  Takes back what claimUnit-3 counted for a claim that SQL did not commit: the user's count and,
+  Takes back what claimUnits-4 counted for a claim that SQL did not commit: the user's count and,
   when asked, the unit (back into the block it came from, if that block is still the same lease).
   KEYS[1] marker: when missing, the state was lost and is rebuilt from SQL: nothing to undo
   KEYS[2] users: hash user id -> claims counted
