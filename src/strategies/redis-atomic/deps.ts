@@ -13,7 +13,7 @@ export interface RedisAtomicDeps {
   prefix: string;
   /** `durable` (default): 201 after the SQL commit. `fast` is not built yet, and refused. */
   mode?: RedisAtomicMode;
-  /** most units one lease takes at a time (default 256; fewer near the end of the stock) */
+  /** most units one lease takes at a time (default 1024; an eighth of what is free near the end of the stock); a block is refilled in the background once it holds fewer than half of this */
   blockMax?: number;
   /** a lease not renewed (by a grant or a batch) for this long may be reclaimed by another instance (default 30 s) */
   leaseTtlMs?: number;

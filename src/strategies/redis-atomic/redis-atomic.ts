@@ -94,7 +94,9 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const ra: RedisAtomicDeps | undefined = deps.redisAtomic;
   if (ra?.mode === 'fast') throw new AllotError('VALIDATION_FAILED', 'redis-atomic `fast` mode (201 after Redis, write-behind to SQL) is not built yet; use `durable` (docs/strategies.md)');
   const policy = retryPolicy(deps);
-  const blockMax = ra?.blockMax ?? 256;
+  const blockMax = ra?.blockMax ?? 1024;
+  // A block is refilled in the background once fewer units than this are left in it.
+  const lowWater = Math.max(1, Math.floor(blockMax / 2));
   const ttlMs = ra?.leaseTtlMs ?? 30_000;
   const maxBatch = ra?.maxBatch ?? 256;
   const settleMs = ra?.settleMs ?? 10_000;
@@ -485,6 +487,14 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         if (Number(raw[0]) === 0) lease.inflight += 1;
         t.resolve({ raw, lease });
       });
+      // The block runs low: ask SQL for more now, in the background, rather than when claims
+      // find it empty and wait for a refill behind the campaign row's lock.
+      const left = Number(reply[call.length]);
+      if (left < lowWater && b.lease === lease && !b.refilling && !b.dirty && Date.now() >= b.dryUntil) {
+        void refillOnce(env, b).then((ok) => {
+          if (!ok) b.dryUntil = Date.now() + DRY_MS;
+        }, () => undefined);
+      }
     }));
   };
 

@@ -15,7 +15,7 @@
   ARGV[2] the lease's fence (the redis_leases row's)
   ARGV[3..] user ids
   Returns {-3} when the marker is missing (rebuild the campaign's state from SQL first), else one
-  entry per user:
+  entry per user, then the units left in this instance's block (a number: refill it early when low):
     {0}                   taken from this instance's block
     {1, leaseId, fence}   taken from another instance's block (written against that lease)
     {-1}                  the user is at the limit (by Redis's count)
@@ -61,4 +61,5 @@ for i = 3, #ARGV do
   end
 end
 if taken > 0 then redis.call('HINCRBY', KEYS[3], 'left', -taken) end
+out[#out + 1] = ownLeft
 return out
