@@ -535,7 +535,7 @@ export class SqlClaimStore implements ClaimStore {
   }
 
   audit(campaignId: string): Promise<AuditCheck[]> {
-    return guarded(() => runAudit(this.db, campaignId));
+    return guarded(() => runAudit(this.db, campaignId, this.sqlDialect.family));
   }
 
   ping(): Promise<void> {
