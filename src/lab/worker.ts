@@ -35,6 +35,8 @@ export interface WorkerJob {
   pauseAfterLock?: boolean;
   targets?: string[];
   token?: string;
+  /** redis-atomic's settings (the lab's `redis-atomic-fast` runs it in `fast` mode) */
+  redisAtomic?: { mode: 'durable' | 'fast'; leaseTtlMs?: number; recoverEveryMs?: number };
 }
 
 export type WorkerMessage = { type: 'ready' } | { type: 'progress'; done: number } | { type: 'holding' } | { type: 'done'; done: number } | { type: 'error'; message: string };
@@ -78,6 +80,7 @@ async function directClient(job: WorkerJob): Promise<Client> {
       ...(job.isolation ? { dbIsolation: job.isolation } : {}),
     },
     migrate: false,
+    ...(job.redisAtomic ? { redisAtomic: job.redisAtomic } : {}),
     strategies: {
       unsafeThinkMs: job.thinkMs ?? 0,
       redisLock: {

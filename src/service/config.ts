@@ -49,6 +49,8 @@ export interface Config {
   keyPurgeIntervalMs: number;
   /** Where the template of a new embedded database is kept; null: keep none. */
   cacheDir: string | null;
+  /** When the redis-atomic strategy answers 201: after the SQL commit (durable) or after Redis (fast). */
+  redisAtomicMode: 'durable' | 'fast';
 }
 
 export class ConfigError extends Error {
@@ -68,6 +70,7 @@ export const SETTINGS = [
   ['DB_TIMEOUT_MS', '5000', 'connect and statement timeout for a server database'],
   ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
   ['REDIS_URL', '(none)', 'Redis for distributed locks (the redis-lock strategy) when LOCKS_URL is not set'],
+  ['ALLOT_REDIS_ATOMIC_MODE', 'durable', 'when the redis-atomic strategy answers 201: durable (after the SQL commit) or fast (after Redis; the claim reaches SQL behind the answer: docs/strategies.md states when one can be lost)'],
   ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel://, redis-cluster://, redlock://, etcd:// or postgres:// (docs/locks.md)'],
   ['LOCKS_DOWN', 'degrade', 'while the lock backend is down, lock-based strategies run with the database guard only (degrade: still exactly-once) or answer 503 at once (refuse); /readyz answers 200 "degraded" or 503'],
   ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],
@@ -153,6 +156,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(`ALLOT_DEFAULT_STRATEGY=${REDIS_LOCK_STRATEGY} needs a lock backend shared by every instance, and MariaDB/MySQL has none allot can use: set LOCKS_URL (e.g. redis://host:6379), or choose another strategy`);
   }
 
+  const redisAtomicMode = get('ALLOT_REDIS_ATOMIC_MODE') ?? 'durable';
+  if (redisAtomicMode !== 'durable' && redisAtomicMode !== 'fast') problems.push(`ALLOT_REDIS_ATOMIC_MODE=${redisAtomicMode} must be durable (201 after the SQL commit) or fast (201 after Redis; docs/strategies.md)`);
   const railUrl = get('ALLOT_RAIL_URL');
   if (railUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(railUrl)) problems.push(`ALLOT_RAIL_URL=${railUrl} must be an http:// or https:// URL of a payment rail (docs/payouts.md, "The rail protocol")`);
 
@@ -184,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keyRetentionMs: int('ALLOT_KEY_RETENTION_MS', 7 * 86_400_000, 86_400_000, 3650 * 86_400_000),
     keyPurgeIntervalMs: int('ALLOT_KEY_PURGE_INTERVAL_MS', 600_000, 0, 86_400_000),
     cacheDir: resolvedOrNull(defaultPgliteCacheDir({ ...env, ...overrides })),
+    redisAtomicMode: redisAtomicMode === 'fast' ? 'fast' : 'durable',
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
     problems.push(`ALLOT_HTTP_HEADERS_TIMEOUT_MS=${config.httpHeadersTimeoutMs} is longer than ALLOT_HTTP_REQUEST_TIMEOUT_MS=${config.httpRequestTimeoutMs}; the request includes its headers: raise the request timeout or lower the headers timeout`);

@@ -49,6 +49,8 @@ export interface MetricSources {
   pingLocks(): Promise<void>;
   /** the age past which idempotency keys are due for purging */
   keyRetentionMs?: () => number;
+  /** redis-atomic `fast` mode's write-behind (null: not in fast mode) */
+  redisAtomicFast?: () => { pending: number; lost: number; replayed: number } | null;
   now?: () => number;
 }
 
@@ -178,6 +180,37 @@ export function createMetrics(): ServiceMetrics {
       if (!p) return;
       this.set({ state: 'in_use' }, p.inUse);
       this.set({ state: 'idle' }, Math.max(0, p.open - p.inUse));
+    },
+  });
+  new Gauge({
+    name: 'allot_redis_atomic_writebehind_pending',
+    help: 'redis-atomic fast mode: claims answered 201 and not yet written to SQL by this instance.',
+    registers,
+    collect() {
+      const f = sources?.redisAtomicFast?.();
+      if (f) this.set(f.pending);
+    },
+  });
+  new Counter({
+    name: 'allot_redis_atomic_lost_acks_total',
+    help: 'redis-atomic fast mode: claims answered 201 that SQL then refused (Redis had handed out a unit, a count or a key SQL did not have); each is an acknowledged claim lost.',
+    registers,
+    collect() {
+      const f = sources?.redisAtomicFast?.();
+      if (!f) return;
+      this.reset();
+      this.inc(f.lost);
+    },
+  });
+  new Counter({
+    name: 'allot_redis_atomic_replayed_total',
+    help: 'redis-atomic fast mode: write-behind entries of dead instances this instance replayed into SQL.',
+    registers,
+    collect() {
+      const f = sources?.redisAtomicFast?.();
+      if (!f) return;
+      this.reset();
+      this.inc(f.replayed);
     },
   });
   new Gauge({

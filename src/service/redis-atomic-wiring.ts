@@ -11,8 +11,10 @@ import type { RedisAtomicDeps, RedisAtomicMode } from '../strategies/redis-atomi
 export interface RedisAtomicOptions {
   /** default: config.locksUrl when it is redis:// or rediss:// */
   url?: string;
-  /** default `durable`; `fast` is not built yet and refused */
+  /** default `durable` (201 after the SQL commit); `fast`: 201 after Redis (docs/strategies.md) */
   mode?: RedisAtomicMode;
+  recoverEveryMs?: number;
+  keyReserveMs?: number;
   /** key prefix in Redis; default `<lockPrefix>ra:` (or `allot:ra:`) */
   prefix?: string;
   blockMax?: number;
@@ -39,9 +41,12 @@ export function redisAtomicDeps(conn: SqlConnection, opts: RedisAtomicOptions | 
 }
 
 async function connect(url: string): Promise<RedisClient> {
-  // A command fails after one reconnection attempt instead of waiting for Redis: a claim then
-  // answers 503 (nothing issued) while Redis is down.
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, enableAutoPipelining: true });
+  // A command fails when its connection drops instead of waiting for Redis: a claim then answers
+  // 503 (nothing issued) while Redis is down. Never sent again after a reconnection
+  // (maxRetriesPerRequest 0): a command Redis may have run already (a block's HINCRBY, a claim
+  // script) would run twice, and a block counted twice hands out units SQL never granted (in
+  // `fast` mode, acknowledged claims then lost; seen in the Redis-restart test).
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, enableOfflineQueue: true, enableAutoPipelining: true });
   redis.on('error', () => undefined);
   try {
     await redis.connect();

@@ -35,7 +35,7 @@ import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
   config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>
-    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir'>> & {
+    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir' | 'redisAtomicMode'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -110,13 +110,14 @@ export class AllotService {
     metrics.bind({
       dialect: store.dialect, conn, locksKind: locks.kind, locksDown: locks.whenDown, pingDatabase: () => store.ping(), pingLocks: () => locks.ping(), now: () => clock.now(),
       keyRetentionMs: () => keyRetentionMs,
+      redisAtomicFast: () => this.redisAtomicFast(),
     });
     const random = opts.random ?? systemRandom;
     const { redisLock, ...strategyDeps } = opts.strategies ?? {};
     this.strategies = createStrategies(
       {
         ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }),
-        redisAtomic: redisAtomicDeps(conn, opts.redisAtomic, opts.config.locksUrl, opts.config.lockPrefix),
+        redisAtomic: redisAtomicDeps(conn, { ...(opts.config.redisAtomicMode ? { mode: opts.config.redisAtomicMode } : {}), ...opts.redisAtomic }, opts.config.locksUrl, opts.config.lockPrefix),
       },
       { redisLock: { whenLocksDown: locks.whenDown, onLocksDown: (mode) => locks.observeDown(mode), ...redisLock } },
     );
@@ -159,8 +160,14 @@ export class AllotService {
     this.keyPurge?.start();
   }
 
+  /** redis-atomic `fast` mode's write-behind on this instance: claims answered and not yet in SQL,
+   * acknowledged claims SQL refused (lost), dead instances' entries replayed; null unless fast. */
+  redisAtomicFast(): { pending: number; lost: number; replayed: number } | null {
+    if ((this.opts.redisAtomic?.mode ?? this.opts.config.redisAtomicMode) !== 'fast') return null;
+    return (this.strategies?.get(REDIS_ATOMIC_STRATEGY) as RedisAtomicStrategy | undefined)?.fastStats() ?? null;
+  }
+
   static async open(opts: ServiceOptions): Promise<AllotService> {
-    if (opts.redisAtomic?.mode === 'fast') throw new AllotError('VALIDATION_FAILED', 'redis-atomic `fast` mode (201 after Redis, write-behind to SQL) is not built yet; use `durable` (docs/strategies.md)');
     const step = opts.step ?? silentStep;
     const database = describeDatabase(opts.config.databaseUrl);
     const conn = await step(`opening the database (${database})`, async () => {

@@ -60,3 +60,9 @@ test('idempotency key retention (at least 24 h) and purge interval (0: off); the
   assert.equal(loadConfig({ ALLOT_CACHE_DIR: '/var/cache/allot' }).cacheDir, '/var/cache/allot');
   assert.equal(loadConfig({ XDG_CACHE_HOME: '/xdg' }).cacheDir, '/xdg/allot');
 });
+
+test('ALLOT_REDIS_ATOMIC_MODE: durable by default, fast, anything else refused', () => {
+  assert.equal(loadConfig({}).redisAtomicMode, 'durable');
+  assert.equal(loadConfig({ ALLOT_REDIS_ATOMIC_MODE: 'fast' }).redisAtomicMode, 'fast');
+  assert.throws(() => loadConfig({ ALLOT_REDIS_ATOMIC_MODE: 'quick' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('ALLOT_REDIS_ATOMIC_MODE=quick must be durable'));
+});

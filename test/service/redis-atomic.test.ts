@@ -2,7 +2,7 @@
 // can flush and restart: a FLUSHALL and a Redis restart in the middle of a stampede from two
 // instances (zero oversold, every 201 durable, no row without a 201, limits held), a batch with the
 // same user twice, a reused key and a user at the limit, the SQL lease guard itself, reclaiming a
-// dead instance's lease, and the refusals (no Redis, lotteries, `fast` mode). The claim contract
+// dead instance's lease, and the refusals (no Redis, lotteries). `fast` mode has its own file. The claim contract
 // and the 4-process race (race.test.ts) run it too: it is in SAFE_STRATEGIES.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -237,7 +237,7 @@ for (const d of dialects({ servers: true })) {
       assert.equal(await leased(), 0);
     });
 
-    test('refusals: a lottery, no Redis, `fast` mode', async () => {
+    test('refusals: a lottery, no Redis', async () => {
       await assert.rejects(a.createCampaign({ id: `ra-lot-${randomUUID().slice(0, 8)}`, kind: 'lottery', name: 'l', prizes: [{ id: 'p', name: 'p', stock: 1, weight: 1 }], strategy: 'redis-atomic' }), /does not draw lotteries/);
       const none = await AllotService.open({ config: { databaseUrl: d.url(), dbPoolSize: 2, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, payouts: { sweepIntervalMs: 0 } });
       try {
@@ -245,7 +245,6 @@ for (const d of dialects({ servers: true })) {
       } finally {
         await none.close();
       }
-      await assert.rejects(AllotService.open({ config: { databaseUrl: d.url(), dbPoolSize: 2, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, locksUrl: redis.url }, redisAtomic: { mode: 'fast' } }), /not built yet/);
     });
   });
 }

@@ -16,7 +16,7 @@ import { translate } from './translate.ts';
 class LeaseRefused extends Error {}
 
 const leaseRow = (r: Record<string, unknown>): LeaseRow => ({
-  id: String(r.id), campaignId: String(r.campaign_id), fence: Number(r.fence), granted: Number(r.granted), used: Number(r.used), state: r.state === 'open' ? 'open' : 'closed',
+  id: String(r.id), campaignId: String(r.campaign_id), fence: Number(r.fence), granted: Number(r.granted), used: Number(r.used), state: r.state === 'open' ? 'open' : 'closed', expiresAt: Number(r.expires_at),
 });
 
 /** group-commit's per-member steps, run inside a transaction of ours. (SqlClaimBatchStore keeps
@@ -94,7 +94,7 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
   }
 
   async readLease(id: string): Promise<LeaseRow | null> {
-    const r = (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state FROM redis_leases WHERE id = ${id}`)))[0];
+    const r = (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state, expires_at FROM redis_leases WHERE id = ${id}`)))[0];
     return r ? leaseRow(r) : null;
   }
 
@@ -123,7 +123,7 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
   }
 
   async openLeases(campaignId: string): Promise<LeaseRow[]> {
-    return (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state FROM redis_leases WHERE campaign_id = ${campaignId} AND state = 'open'`))).map(leaseRow);
+    return (await this.run(() => rows(this.db, sql`SELECT id, campaign_id, fence, granted, used, state, expires_at FROM redis_leases WHERE campaign_id = ${campaignId} AND state = 'open'`))).map(leaseRow);
   }
 
   async userTotals(campaignId: string, afterUserId: string | null, limit: number): Promise<Array<{ userId: string; total: number }>> {
@@ -135,6 +135,22 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
   async userTotal(campaignId: string, userId: string): Promise<number> {
     const r = (await this.run(() => rows(this.db, sql`SELECT total FROM user_claims WHERE campaign_id = ${campaignId} AND user_id = ${userId}`)))[0];
     return r ? Number(r.total) : 0;
+  }
+
+  async campaignsWithExpiredLeases(nowMs: number, limit: number): Promise<string[]> {
+    return (await this.run(() => rows(this.db, sql`SELECT DISTINCT campaign_id FROM redis_leases WHERE state = 'open' AND expires_at < ${nowMs} ORDER BY campaign_id LIMIT ${limit}`))).map((r) => String(r.campaign_id));
+  }
+
+  async existingClaims(campaignId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const list = sql.join(ids.map((id) => sql`${id}`));
+    return new Set((await this.run(() => rows(this.db, sql`SELECT id FROM claims WHERE campaign_id = ${campaignId} AND id IN (${list})`))).map((r) => String(r.id)));
+  }
+
+  async presentKeys(campaignId: string, keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const list = sql.join(keys.map((k) => sql`${k}`));
+    return new Set((await this.run(() => rows(this.db, sql`SELECT idem_key FROM idempotency_keys WHERE campaign_id = ${campaignId} AND idem_key IN (${list})`))).map((r) => String(r.idem_key)));
   }
 
   /** Closes one lease (locked or about to be) and returns its unused units to the campaign. */

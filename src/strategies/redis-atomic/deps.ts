@@ -11,8 +11,16 @@ export interface RedisAtomicDeps {
   store: RedisAtomicStore;
   /** key prefix in Redis (keys are `<prefix>{<campaign id>}:…`) */
   prefix: string;
-  /** `durable` (default): 201 after the SQL commit. `fast` is not built yet, and refused. */
+  /** `durable` (default): 201 after the SQL commit. `fast`: 201 after Redis, the claim written to
+   * SQL behind the answer (docs/strategies.md states the window in which an acknowledged claim
+   * can be lost). */
   mode?: RedisAtomicMode;
+  /** `fast` mode: how often each instance looks for leases of dead instances whose write-behind
+   * streams it must replay before their units are reclaimed (default 1 s) */
+  recoverEveryMs?: number;
+  /** `fast` mode: how long an Idempotency-Key stays reserved in Redis at most (default 7 days;
+   * it is deleted as soon as SQL has the key) */
+  keyReserveMs?: number;
   /** most units one lease takes at a time (default 1024; an eighth of what is free near the end of the stock); a block is refilled in the background once it holds fewer than half of this */
   blockMax?: number;
   /** a lease not renewed (by a grant or a batch) for this long may be reclaimed by another instance (default 30 s) */

@@ -13,6 +13,8 @@ export interface LeaseRow {
   granted: number;
   used: number;
   state: 'open' | 'closed';
+  /** a lease not renewed by then may be reclaimed (ms since the epoch) */
+  expiresAt: number;
 }
 
 export interface LeaseRef {
@@ -54,4 +56,11 @@ export interface RedisAtomicStore {
   userTotals(campaignId: string, afterUserId: string | null, limit: number): Promise<Array<{ userId: string; total: number }>>;
   /** One user's committed total (0 when none). */
   userTotal(campaignId: string, userId: string): Promise<number>;
+  /** Campaigns with an open lease expired before `nowMs` (an instance that died, or sits idle). */
+  campaignsWithExpiredLeases(nowMs: number, limit: number): Promise<string[]>;
+  /** `fast` mode: which of these claims are in SQL already (a replayed write-behind entry, a
+   * batch retried after an outcome it did not learn). */
+  existingClaims(campaignId: string, ids: readonly string[]): Promise<Set<string>>;
+  /** `fast` mode: which of these Idempotency-Keys of the campaign SQL has (in any state). */
+  presentKeys(campaignId: string, keys: readonly string[]): Promise<Set<string>>;
 }

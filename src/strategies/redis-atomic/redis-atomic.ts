@@ -10,7 +10,7 @@ import type { RedisClient } from '@allot/lock';
 import type { Claim } from '../../core/claim.ts';
 import { AllotError } from '../../core/errors.ts';
 import type { BatchMember, MemberVerdict } from '../../ports/claim-batch.ts';
-import type { ClaimStore } from '../../ports/claim-store.ts';
+import type { ClaimStore, UserLimits } from '../../ports/claim-store.ts';
 import { KeyExistsError, type ClaimRequest, type ClaimStrategy, type StrategyOutcome } from '../../ports/claim-strategy.ts';
 import { collectCompletion } from '../collect-completion.ts';
 import { retryPolicy, type StrategyDeps } from '../deps.ts';
@@ -18,7 +18,7 @@ import { newClaim } from '../outcome.ts';
 import { retrying } from '../retry.ts';
 import type { RedisAtomicDeps } from './deps.ts';
 import type { LeaseRef } from './lease-store.ts';
-import { CLAIM_UNITS, runAtomicScript, UNDO_CLAIM } from './scripts.ts';
+import { CLAIM_FAST, CLAIM_UNITS, RESTORE_COUNTS, runAtomicScript, UNDO_CLAIM } from './scripts.ts';
 
 export const REDIS_ATOMIC_STRATEGY = 'redis-atomic';
 
@@ -63,12 +63,50 @@ interface Block {
   running: boolean;
   /** other instances' leases this one took units from, by id and fence */
   foreign: Map<string, Lease>;
+  /** `fast` mode: claims answered 201 and not yet in SQL (the write-behind), in order */
+  wb: Acked[];
+  /** their claim ids (a replayed stream skips the claims this instance still holds) */
+  wbIds: Set<string>;
+  wbRunning: boolean;
+  /** members of the write-behind batch being committed now */
+  wbBusy: number;
+  recovering: Promise<Array<{ id: string; units: number }>> | null;
+  /** Idempotency-Keys waiting for the next SQL check (keysInSql) */
+  keyChecks: Array<{ key: string; resolve(present: boolean): void; reject(err: unknown): void }>;
+}
+
+/** `fast` mode: a claim answered 201 whose SQL write is still to come. */
+interface Acked {
+  member: BatchMember;
+  limits: UserLimits;
+  /** the lease its unit came from (this instance's, another's, or the one it was moved to) */
+  lease: Lease;
+  /** counted in this instance's lease's `inflight` (a unit of its own Redis block) */
+  own: boolean;
+  /** its entry in a write-behind stream (null: none any more, after a FLUSHALL) */
+  entry: { stream: string; id: string } | null;
+  /** the Redis key reserving its Idempotency-Key (null: none) */
+  reservation: string | null;
+  tries: number;
+  /** times it was moved to another lease (the one its unit came from had no room) */
+  moves: number;
+  notBefore: number;
+  /** resolved once it is in SQL or counted lost */
+  settled(): void;
+}
+
+/** What a write-behind entry records (JSON): enough for any instance to write the claim. */
+interface WbRecord {
+  m: BatchMember;
+  u: UserLimits;
 }
 
 /** A claim waiting for the Redis step. */
 interface Take {
   userId: string;
   limit: number;
+  /** `fast` mode: the Idempotency-Key ('' for none), its reservation's value, the stream record */
+  fast: { key: string; value: string; record: string } | null;
   resolve(r: { raw: unknown[]; lease: Lease }): void;
   reject(err: unknown): void;
 }
@@ -86,13 +124,16 @@ class Again extends Error {}
 export interface RedisAtomicStrategy extends ClaimStrategy {
   /** Waits for the claims in flight, then closes this instance's leases, giving their unused units back. */
   close(): Promise<void>;
+  /** `fast` mode's write-behind: claims answered and not yet in SQL, and acknowledged claims that
+   * SQL refused (lost: Redis had handed out a unit or a count SQL did not have). */
+  fastStats(): { pending: number; lost: number; replayed: number };
 }
 
 const available = (l: Lease): number => l.granted - l.used - l.inflight;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const ra: RedisAtomicDeps | undefined = deps.redisAtomic;
-  if (ra?.mode === 'fast') throw new AllotError('VALIDATION_FAILED', 'redis-atomic `fast` mode (201 after Redis, write-behind to SQL) is not built yet; use `durable` (docs/strategies.md)');
   const policy = retryPolicy(deps);
   const blockMax = ra?.blockMax ?? 1024;
   // A block is refilled in the background once fewer units than this are left in it.
@@ -101,9 +142,16 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const maxBatch = ra?.maxBatch ?? 256;
   const settleMs = ra?.settleMs ?? 10_000;
   const inflightWaitMs = ra?.inflightWaitMs ?? 2_000;
+  const fast = ra?.mode === 'fast';
+  const recoverEveryMs = ra?.recoverEveryMs ?? 1_000;
+  const keyReserveMs = ra?.keyReserveMs ?? 7 * 86_400_000;
+  const stats = { lost: 0, replayed: 0 };
+  let ticker: NodeJS.Timeout | null = null;
   const blocks = new Map<string, Block>();
   let client: Promise<RedisClient> | null = null;
   let closed = false;
+  /** close() gave up waiting for the write-behind (the database is down): stop retrying */
+  let abandoned = false;
 
   const need = (): { ra: RedisAtomicDeps; redis: () => Promise<RedisClient> } => {
     const connect = ra?.redis;
@@ -122,7 +170,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
 
   const keys = (prefix: string, campaignId: string, lease: LeaseRef | null) => {
     const base = `${prefix}{${campaignId}}`;
-    return { marker: `${base}:ready`, users: `${base}:users`, lease: `${base}:lease:${lease?.id ?? ''}`, leases: `${base}:leases` };
+    return { marker: `${base}:ready`, users: `${base}:users`, lease: `${base}:lease:${lease?.id ?? ''}`, leases: `${base}:leases`, stream: `${base}:wb:${lease?.id ?? ''}`, reserve: `${base}:key:` };
   };
 
   const redisDown = (err: unknown): AllotError =>
@@ -148,7 +196,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
 
   const blockOf = (campaignId: string): Block => {
     let b = blocks.get(campaignId);
-    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, takes: [], takesScheduled: false, leasedRead: null, truingUp: null, dryUntil: 0, rebuilding: null, queue: [], running: false, foreign: new Map() }));
+    if (!b) blocks.set(campaignId, (b = { campaignId, lease: null, dirty: false, refilling: null, takes: [], takesScheduled: false, leasedRead: null, truingUp: null, dryUntil: 0, rebuilding: null, queue: [], running: false, foreign: new Map(), wb: [], wbIds: new Set(), wbRunning: false, wbBusy: 0, recovering: null, keyChecks: [] }));
+
     return b;
   };
 
@@ -203,7 +252,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       }
       // Units stranded by an instance that died are reclaimed once its lease expired.
       if (n === 0) {
-        const back = await env.ra.store.reclaimExpired(b.campaignId, Date.now(), [l.ref.id]);
+        const back = fast ? await recoverOnce(env, b) : await env.ra.store.reclaimExpired(b.campaignId, Date.now(), [l.ref.id]);
         for (const c of back) {
           const ck = keys(env.ra.prefix, b.campaignId, { id: c.id, campaignId: b.campaignId, fence: 0 });
           await r.command(['SREM', ck.leases, ck.lease]);
@@ -228,6 +277,10 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
    * too high; the lease guard then refuses the excess (a unit too many in Redis costs a retry,
    * one too few would be stock never sold). True: some block got units. */
   const restoreOthers = async (env: ReturnType<typeof need>, b: Block): Promise<boolean> => {
+    // `fast` mode: another instance's block is only ever set by its owner (which knows its
+    // acknowledged claims not yet in SQL: counting their units again would lose them) or, once
+    // its lease expired, by the instance that replays its stream and reclaims it.
+    if (fast) return false;
     const r = await env.redis();
     let any = false;
     for (const row of await env.ra.store.openLeases(b.campaignId)) {
@@ -249,6 +302,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     let raised = false;
     for (const row of await env.ra.store.openLeases(b.campaignId)) {
       const own = row.id === b.lease?.ref.id && row.fence === b.lease.ref.fence;
+      if (fast && !own) continue;
       const target = row.granted - row.used - (own ? b.lease!.inflight : 0);
       if (target <= 0) continue;
       const k = keys(env.ra.prefix, b.campaignId, row);
@@ -284,14 +338,40 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   /** Rebuilds the campaign's Redis state from SQL (the marker was missing): the users' committed
    * counts, then the marker. Leases are refilled from the books by the next claims. */
   const rebuild = async (env: ReturnType<typeof need>, b: Block): Promise<void> => {
+    if (fast) {
+      // Claims answered 201 and not yet in SQL are not in the totals read below. No instance
+      // answers a new one while the marker is missing: let every instance's write-behind commit
+      // what it holds first, until the campaign's leased units stop moving (bounded).
+      const until = Date.now() + 5_000;
+      while (b.wb.length > 0 && Date.now() < until) await sleep(10);
+      let last = await env.ra.store.leased(b.campaignId);
+      for (let still = 0; still < 2 && Date.now() < until;) {
+        await sleep(100);
+        const now = await env.ra.store.leased(b.campaignId);
+        still = now === last ? still + 1 : 0;
+        last = now;
+      }
+    }
     const r = await env.redis();
     const k = keys(env.ra.prefix, b.campaignId, null);
     let after: string | null = null;
     for (;;) {
       const page = await env.ra.store.userTotals(b.campaignId, after, REBUILD_PAGE);
-      if (page.length > 0) await r.command(['HSET', k.users, ...page.flatMap((u) => [u.userId, u.total])]);
+      // Never lowering a count: another instance may have rebuilt already, and claims counted since.
+      if (page.length > 0) await runAtomicScript(r, RESTORE_COUNTS, [k.users], page.flatMap((u) => [u.userId, u.total]));
       if (page.length < REBUILD_PAGE) break;
       after = page[page.length - 1]!.userId;
+    }
+    if (fast && b.lease) {
+      // What is still pending here goes back: its users' counts, its keys' reservations, and its
+      // entries, so another instance can still write it should this one die.
+      const own = keys(env.ra.prefix, b.campaignId, b.lease.ref);
+      for (const a of b.wb) {
+        await r.command(['HINCRBY', k.users, a.member.claim.userId, 1]);
+        if (a.reservation !== null) await r.command(['SET', a.reservation, `|${a.member.claim.id}`, 'PX', keyReserveMs]);
+        const id = await r.command(['XADD', own.stream, '*', 'l', a.lease.ref.id, 'f', a.lease.ref.fence, 'd', JSON.stringify({ m: a.member, u: a.limits } satisfies WbRecord)]);
+        a.entry = { stream: own.stream, id: String(id) };
+      }
     }
     await r.command(['SET', k.marker, String(Date.now())]);
   };
@@ -384,7 +464,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     if (b.rebuilding) await b.rebuilding;
     if (!b.lease || b.dirty) await refillOnce(env, b);
     const limit = req.campaign.perUserLimit;
-    const { raw, lease } = await takeUnit(env, b, req.userId, limit);
+    const prep = fastFor(req) ? await prepare(req) : null;
+    const { raw, lease } = await takeUnit(env, b, req.userId, limit, prep?.take ?? null);
     const k = keys(env.ra.prefix, b.campaignId, lease.ref);
     const code = Number(raw[0]);
     if (code === -3) {
@@ -424,13 +505,21 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       }
       return { kind: 'sold_out', stats: { retries: 0 } };
     }
+    if (code === 4 && prep) {
+      // Another claim holds this key and is not in SQL yet: once it is, the protocol answers
+      // (a replay of its 201, or a key reused for another user).
+      await keyCommitted(env, b, req.idempotencyKey!);
+      throw new KeyExistsError();
+    }
     if (code === -1) {
       // Redis's count can be too high (an undo that never arrived, a daily-limit refusal): SQL
       // decides, read twice so that a claim of the same user still committing elsewhere is not
-      // taken for a stale count.
+      // taken for a stale count (in `fast` mode a claim answered 201 can take a while to reach
+      // SQL: a user at the limit is not let through on a count SQL has not caught up with).
       let total = await env.ra.store.userTotal(b.campaignId, req.userId);
       if (total >= limit) return { kind: 'user_limit', stats: { retries: 0 } };
-      await new Promise((r) => setTimeout(r, 50));
+      if (fast && [...b.wb].some((a) => a.member.claim.userId === req.userId)) return { kind: 'user_limit', stats: { retries: 0 } };
+      await new Promise((r) => setTimeout(r, fast ? 1_000 : 50));
       total = await env.ra.store.userTotal(b.campaignId, req.userId);
       if (total >= limit) return { kind: 'user_limit', stats: { retries: 0 } };
       await (await env.redis()).command(['HSET', k.users, req.userId, total]).catch((err: unknown) => {
@@ -438,6 +527,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       });
       return null;
     }
+    if (code === 1 && prep) return ack(env, b, foreign(b, String(raw[1]), Number(raw[2])), false, { stream: k.stream, id: String(raw[3]) }, prep, req);
+    if (code === 0 && prep) return ack(env, b, lease, true, { stream: k.stream, id: String(raw[1]) }, prep, req);
     if (code === 1) return settle(env, b, foreign(b, String(raw[1]), Number(raw[2])), req);
     if (code !== 0) throw new Error(`redis-atomic: ${CLAIM_UNITS.name} returned ${String(code)}`);
     // Redis took a unit of this instance's block (counted in flight by flushTakes). Should
@@ -448,8 +539,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
 
   // ---- the Redis step: the claims of one campaign that arrive in the same turn of the event
   // loop share one script call (one round trip and one command instead of one per claim) ----
-  const takeUnit = (env: ReturnType<typeof need>, b: Block, userId: string, limit: number): Promise<{ raw: unknown[]; lease: Lease }> => {
-    const p = new Promise<{ raw: unknown[]; lease: Lease }>((resolve, reject) => b.takes.push({ userId, limit, resolve, reject }));
+  const takeUnit = (env: ReturnType<typeof need>, b: Block, userId: string, limit: number, fastTake: Take['fast']): Promise<{ raw: unknown[]; lease: Lease }> => {
+    const p = new Promise<{ raw: unknown[]; lease: Lease }>((resolve, reject) => b.takes.push({ userId, limit, fast: fastTake, resolve, reject }));
     if (!b.takesScheduled) {
       b.takesScheduled = true;
       setImmediate(() => void flushTakes(env, b));
@@ -465,14 +556,19 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     const k = keys(env.ra.prefix, b.campaignId, lease.ref);
     // One call per per-user limit (a campaign's limit can change between requests), at most
     // MAX_TAKES users each so that one call never holds Redis long.
-    const groups = new Map<number, Take[]>();
-    for (const t of all) groups.set(t.limit, [...(groups.get(t.limit) ?? []), t]);
+    const groups = new Map<string, Take[]>();
+    for (const t of all) {
+      const g = `${t.limit}:${t.fast ? 'f' : 'd'}`;
+      groups.set(g, [...(groups.get(g) ?? []), t]);
+    }
     const calls: Take[][] = [];
     for (const g of groups.values()) for (let i = 0; i < g.length; i += MAX_TAKES) calls.push(g.slice(i, i + MAX_TAKES));
     await Promise.all(calls.map(async (call) => {
       let reply: unknown[];
       try {
-        reply = (await runAtomicScript(await env.redis(), CLAIM_UNITS, [k.marker, k.users, k.lease, k.leases], [call[0]!.limit, lease.ref.fence, ...call.map((t) => t.userId)])) as unknown[];
+        reply = call[0]!.fast
+          ? ((await runAtomicScript(await env.redis(), CLAIM_FAST, [k.marker, k.users, k.lease, k.leases, k.stream], [call[0]!.limit, lease.ref.fence, lease.ref.id, k.reserve, keyReserveMs, ...call.flatMap((t) => [t.userId, t.fast!.key, t.fast!.value, t.fast!.record])])) as unknown[])
+          : ((await runAtomicScript(await env.redis(), CLAIM_UNITS, [k.marker, k.users, k.lease, k.leases], [call[0]!.limit, lease.ref.fence, ...call.map((t) => t.userId)])) as unknown[]);
       } catch (err) {
         for (const t of call) t.reject(redisDown(err));
         return;
@@ -538,6 +634,352 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     throw new Error(`redis-atomic: a batch with no stock step answered ${v.kind}`);
   };
 
+  // ---- `fast` mode: 201 after Redis; the claims reach SQL behind the answer ----
+
+  /** A claim `fast` mode answers after Redis: a coupon with no daily limit (Redis counts no days),
+   * and an Idempotency-Key no request took in SQL yet (a key the protocol took beforehand, after
+   * a retry, goes the durable way). */
+  const fastFor = (req: ClaimRequest): boolean =>
+    fast && req.campaign.perUserDailyLimit === null && (req.idempotencyKey === null || req.pendingKey?.result === 'pending');
+
+  /** The claim's SQL write, as a batch member, and the stream record that lets any instance do it. */
+  const prepare = async (req: ClaimRequest): Promise<{ member: BatchMember; limits: UserLimits; take: NonNullable<Take['fast']> }> => {
+    const member: BatchMember = { claim: newClaim(req), day: req.day, idempotencyKey: req.idempotencyKey, draw: null, completion: null };
+    member.completion = await collectCompletion(req, member.claim, REDIS_ATOMIC_STRATEGY);
+    const p = req.pendingKey;
+    if (p?.result === 'pending' && member.completion !== null) member.takeKey = { fingerprint: p.fingerprint, lockedUntil: p.nowMs + p.leaseMs, createdAt: p.nowMs };
+    const limits: UserLimits = { perUserLimit: req.campaign.perUserLimit, perUserDailyLimit: null, day: req.day };
+    const record = JSON.stringify({ m: member, u: limits } satisfies WbRecord);
+    return { member, limits, take: { key: req.idempotencyKey ?? '', value: `${p?.fingerprint ?? ''}|${member.claim.id}`, record } };
+  };
+
+  /** Redis took a unit, reserved the key and logged the claim: unless SQL already has this key
+   * (answered before, by a claim or a refusal), the claim is answered 201 now and written behind. */
+  const ack = async (
+    env: ReturnType<typeof need>, b: Block, lease: Lease, own: boolean, entry: { stream: string; id: string },
+    prep: { member: BatchMember; limits: UserLimits }, req: ClaimRequest,
+  ): Promise<StrategyOutcome> => {
+    const k = keys(env.ra.prefix, b.campaignId, null);
+    const reservation = req.idempotencyKey === null ? null : k.reserve + req.idempotencyKey;
+    if (req.idempotencyKey !== null) {
+      let inSql: boolean;
+      try {
+        inSql = await keyInSql(env, b, req.idempotencyKey);
+      } catch (err) {
+        await takeBack(env, b, lease, own, req.userId, entry, reservation);
+        throw err;
+      }
+      if (inSql) {
+        await takeBack(env, b, lease, own, req.userId, entry, reservation);
+        throw new KeyExistsError();
+      }
+    }
+    if (req.pendingKey) req.pendingKey.result = 'taken';
+    enqueue(env, b, { member: prep.member, limits: prep.limits, lease, own, entry, reservation, tries: 0, moves: 0, notBefore: 0, settled: () => undefined });
+    return { kind: 'issued', claim: prep.member.claim, stats: { retries: 0 } };
+  };
+
+  /** Undoes what the script did for a claim that is not answered 201: its entry first. Should the
+   * entry be gone (another instance replayed this instance's stream because its lease expired
+   * while SQL was out of reach, or Redis lost it) or Redis not answer, the outcome is unknown: the
+   * claim may be in SQL, and a retry with the same key learns it. */
+  const takeBack = async (env: ReturnType<typeof need>, b: Block, lease: Lease, own: boolean, userId: string, entry: { stream: string; id: string }, reservation: string | null): Promise<void> => {
+    if (own) lease.inflight -= 1;
+    let deleted = 0;
+    let cause: unknown = null;
+    try {
+      deleted = Number(await (await env.redis()).command(['XDEL', entry.stream, entry.id]));
+    } catch (err) {
+      cause = err;
+    }
+    if (deleted !== 1) {
+      throw new AllotError('UNAVAILABLE', 'redis-atomic (fast): SQL did not answer after Redis logged the claim, and the log entry could not be taken back; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown', backend: 'redis' }, cause === null ? undefined : { cause });
+    }
+    await undo(env, b, lease.ref, userId, 1);
+    if (reservation !== null) await (await env.redis()).command(['DEL', reservation]).catch(() => undefined);
+  };
+
+  const enqueue = (env: ReturnType<typeof need>, b: Block, a: Acked): void => {
+    b.wb.push(a);
+    b.wbIds.add(a.member.claim.id);
+    if (!b.wbRunning) {
+      b.wbRunning = true;
+      setImmediate(() => void wbDrain(env, b));
+    }
+  };
+
+  /** The write-behind: batches of one lease and distinct users, until nothing is pending. */
+  const wbDrain = async (env: ReturnType<typeof need>, b: Block): Promise<void> => {
+    b.wbRunning = true;
+    try {
+      while (b.wb.length > 0 && !abandoned) {
+        const now = Date.now();
+        const batch = wbTake(b, now);
+        if (batch.length === 0) {
+          await sleep(Math.max(1, Math.min(...b.wb.map((a) => a.notBefore)) - now));
+          continue;
+        }
+        b.wbBusy = batch.length;
+        try {
+          await wbCommit(env, b, batch);
+        } finally {
+          b.wbBusy = 0;
+        }
+      }
+    } finally {
+      b.wbRunning = false;
+    }
+  };
+
+  const wbTake = (b: Block, now: number): Acked[] => {
+    const first = b.wb.find((a) => a.notBefore <= now);
+    if (!first) return [];
+    const batch: Acked[] = [];
+    const rest: Acked[] = [];
+    const users = new Set<string>();
+    for (const a of b.wb) {
+      if (batch.length < maxBatch && a.notBefore <= now && a.lease === first.lease && a.limits.perUserLimit === first.limits.perUserLimit && !users.has(a.member.claim.userId)) {
+        users.add(a.member.claim.userId);
+        batch.push(a);
+      } else rest.push(a);
+    }
+    b.wb = rest;
+    return batch;
+  };
+
+  const wbCommit = async (env: ReturnType<typeof need>, b: Block, batch: Acked[]): Promise<void> => {
+    const lease = batch[0]!.lease;
+    const done: Acked[] = [];
+    const lost: Array<{ a: Acked; userBack: boolean }> = [];
+    const moved: Acked[] = [];
+    try {
+      // Claims SQL has already (written by an instance that replayed a stream, or by an attempt
+      // whose outcome was not learned) are done: the write-behind is idempotent.
+      const have = await env.ra.store.existingClaims(b.campaignId, batch.map((a) => a.member.claim.id));
+      const todo = batch.filter((a) => !have.has(a.member.claim.id));
+      done.push(...batch.filter((a) => have.has(a.member.claim.id)));
+      if (todo.length > 0) {
+        const r = await env.ra.store.commitBatch(lease.ref, batch[0]!.limits, todo.map((a) => a.member), Date.now(), ttlMs);
+        if (r === 'lease_refused') moved.push(...todo);
+        else {
+          todo.forEach((a, i) => {
+            const v = r[i];
+            if (v === null || v === undefined) moved.push(a);
+            else if (v.kind === 'issued') done.push(a);
+            // SQL refused a claim Redis let through (a count Redis lost, a key SQL had): the
+            // acknowledged claim is lost; counted, and its unit goes back.
+            else lost.push({ a, userBack: v.kind !== 'user_limit' });
+          });
+        }
+      }
+    } catch {
+      // Not learned (SQL down, a conflict): the whole batch again, later; SQL's unique claim ids
+      // make a second write of a claim that did commit impossible (it is found above).
+      for (const a of batch) {
+        a.tries += 1;
+        a.notBefore = Date.now() + Math.min(2_000, 10 * 2 ** Math.min(a.tries, 8)) + Math.floor(deps.random.next() * 10);
+      }
+      b.wb.unshift(...batch);
+      return;
+    }
+    lease.used += done.length;
+    for (const a of [...done, ...lost.map((x) => x.a), ...moved]) {
+      if (a.own) {
+        a.lease.inflight -= 1;
+        a.own = false;
+      }
+    }
+    for (const { a, userBack } of lost) {
+      stats.lost += 1;
+      await undo(env, b, a.lease.ref, userBack ? a.member.claim.userId : '', 1);
+    }
+    if (moved.length > 0) await move(env, b, moved);
+    await forget(env, b, [...done, ...lost.map((x) => x.a)]);
+  };
+
+  /** Claims whose lease had no room for them (Redis handed out units SQL never granted it: a
+   * block restored from an older state) or was reclaimed: units granted anew to this instance's
+   * lease, not added to its Redis block, carry them. With no stock left to grant they are lost. */
+  const move = async (env: ReturnType<typeof need>, b: Block, moved: Acked[]): Promise<void> => {
+    const keep: Acked[] = [];
+    for (const a of moved) {
+      a.moves += 1;
+      a.tries = 0;
+      if (a.moves > 5) {
+        stats.lost += 1;
+        await forget(env, b, [a]);
+      } else keep.push(a);
+    }
+    let i = 0;
+    try {
+      if (!b.lease || b.dirty) await refillOnce(env, b);
+      for (let round = 0; i < keep.length && round < 50; round++) {
+        const l = b.lease!;
+        const n = await env.ra.store.grant(l.ref, keep.length - i, Date.now(), ttlMs);
+        if (n === 0) {
+          if (b.lease !== l) continue;
+          // Closed under us? A new lease, and ask again; else nothing is left to grant.
+          b.dirty = true;
+          await refillOnce(env, b);
+          if (b.lease === l) break;
+          continue;
+        }
+        l.granted += n;
+        for (const a of keep.slice(i, i + n)) a.lease = l;
+        i += n;
+      }
+    } catch {
+      // SQL did not answer: they try again later, from where they were.
+      for (const a of keep.slice(i)) a.notBefore = Date.now() + 200;
+      for (const a of keep) enqueue(env, b, a);
+      return;
+    }
+    for (const a of keep.slice(0, i)) enqueue(env, b, a);
+    for (const a of keep.slice(i)) {
+      stats.lost += 1;
+      await forget(env, b, [a]);
+    }
+  };
+
+  /** Claims done with (in SQL, or lost): their entries and key reservations leave Redis. */
+  const forget = async (env: ReturnType<typeof need>, b: Block, gone: Acked[]): Promise<void> => {
+    for (const a of gone) {
+      b.wbIds.delete(a.member.claim.id);
+      a.settled();
+    }
+    const r = await env.redis().catch(() => null);
+    if (!r) return;
+    const streams = new Map<string, string[]>();
+    for (const a of gone) if (a.entry) streams.set(a.entry.stream, [...(streams.get(a.entry.stream) ?? []), a.entry.id]);
+    const reservations = gone.map((a) => a.reservation).filter((x): x is string => x !== null);
+    // Best effort: an entry left behind is found in SQL by whoever replays it.
+    await Promise.all([
+      ...[...streams].map(([stream, ids]) => r.command(['XDEL', stream, ...ids]).catch(() => undefined)),
+      reservations.length > 0 ? r.command(['DEL', ...reservations]).catch(() => undefined) : undefined,
+    ]);
+  };
+
+  /** Every `recoverEveryMs`: this instance's campaigns, and every campaign with an expired lease
+   * (an instance died; nobody may be claiming there any more), are recovered. */
+  let ticking = false;
+  const tick = async (): Promise<void> => {
+    if (closed || !ra?.redis || ticking) return;
+    ticking = true;
+    try {
+      const env = need();
+      const ids = new Set([...blocks.keys(), ...(await env.ra.store.campaignsWithExpiredLeases(Date.now(), 100))]);
+      for (const id of ids) await recoverOnce(env, blockOf(id)).catch(() => undefined);
+    } catch {
+      // The next tick tries again.
+    } finally {
+      ticking = false;
+    }
+  };
+
+  /** Replays the streams of dead instances (their leases expired), then reclaims those leases:
+   * their acknowledged claims reach SQL before their units go back. */
+  const recoverOnce = (env: ReturnType<typeof need>, b: Block): Promise<Array<{ id: string; units: number }>> => {
+    b.recovering ??= recoverDead(env, b).finally(() => {
+      b.recovering = null;
+    });
+    return b.recovering;
+  };
+
+  const recoverDead = async (env: ReturnType<typeof need>, b: Block): Promise<Array<{ id: string; units: number }>> => {
+    const rows = await env.ra.store.openLeases(b.campaignId);
+    const now = Date.now();
+    const dead = rows.filter((row) => row.expiresAt < now && row.id !== b.lease?.ref.id);
+    // This instance's own block, lost from Redis (a FLUSHALL, a restart) while it sits idle:
+    // only its owner knows how many of its units are answered and not yet in SQL.
+    // Not before the campaign's state is rebuilt (the marker): until then other instances' claims
+    // on this block may still be on their way to SQL, and counting their units again would lose them.
+    const mine = b.lease;
+    if (mine && !b.dirty && !b.refilling && !b.rebuilding) {
+      const r = await env.redis();
+      const mk = keys(env.ra.prefix, b.campaignId, mine.ref);
+      const [fence, marker] = await Promise.all([r.command(['HGET', mk.lease, 'fence']), r.command(['EXISTS', mk.marker])]);
+      if (Number(marker) === 1 && String(fence) !== String(mine.ref.fence) && available(mine) > 0) {
+        b.dirty = true;
+        await refillOnce(env, b).catch(() => undefined);
+      }
+    }
+    if (dead.length === 0) return [];
+    const r = await env.redis();
+    for (const row of dead) {
+      const k = keys(env.ra.prefix, b.campaignId, row);
+      let from = '-';
+      for (;;) {
+        const page = (await r.command(['XRANGE', k.stream, from, '+', 'COUNT', REBUILD_PAGE])) as Array<[string, string[]]>;
+        const waits: Array<Promise<void>> = [];
+        for (const [id, fields] of page) {
+          const f = new Map<string, string>();
+          for (let i = 0; i + 1 < fields.length; i += 2) f.set(String(fields[i]), String(fields[i + 1]));
+          const rec = JSON.parse(f.get('d') ?? 'null') as WbRecord | null;
+          if (!rec || b.wbIds.has(rec.m.claim.id)) continue;
+          const leaseId = f.get('l') ?? row.id;
+          const fence = Number(f.get('f') ?? row.fence);
+          const lease = b.lease && leaseId === b.lease.ref.id && fence === b.lease.ref.fence ? b.lease : foreign(b, leaseId, fence);
+          stats.replayed += 1;
+          waits.push(new Promise<void>((settled) => enqueue(env, b, {
+            member: rec.m, limits: rec.u, lease, own: false, entry: { stream: k.stream, id: String(id) },
+            reservation: rec.m.idempotencyKey === null ? null : k.reserve + rec.m.idempotencyKey, tries: 0, moves: 0, notBefore: 0, settled,
+          })));
+        }
+        await Promise.all(waits);
+        if (page.length < REBUILD_PAGE) break;
+        from = `(${String(page[page.length - 1]![0])}`;
+      }
+    }
+    // Only the leases whose streams were replayed (one that expired meanwhile waits for the next pass).
+    const keep = rows.filter((row) => !dead.includes(row)).map((row) => row.id);
+    const back = await env.ra.store.reclaimExpired(b.campaignId, Date.now(), [...keep, ...(b.lease ? [b.lease.ref.id] : [])]);
+    for (const c of back) {
+      const ck = keys(env.ra.prefix, b.campaignId, { id: c.id, campaignId: b.campaignId, fence: 0 });
+      await r.command(['SREM', ck.leases, ck.lease]);
+      await r.command(['DEL', ck.lease, ck.stream]);
+    }
+    return back;
+  };
+
+  /** Whether SQL has an Idempotency-Key of the campaign: one query for the keys asked in the same turn. */
+  const keyInSql = (env: ReturnType<typeof need>, b: Block, key: string): Promise<boolean> => {
+    const p = new Promise<boolean>((resolve, reject) => b.keyChecks.push({ key, resolve, reject }));
+    if (b.keyChecks.length === 1) {
+      setImmediate(() => {
+        const all = b.keyChecks;
+        b.keyChecks = [];
+        void (async () => {
+          for (let i = 0; i < all.length; i += 500) {
+            const part = all.slice(i, i + 500);
+            try {
+              const have = await env.ra.store.presentKeys(b.campaignId, part.map((c) => c.key));
+              for (const c of part) c.resolve(have.has(c.key));
+            } catch (err) {
+              for (const c of part) c.reject(err);
+            }
+          }
+        })();
+      });
+    }
+    return p;
+  };
+
+  /** Waits until SQL has the key (its claim's write-behind committed). */
+  const keyCommitted = async (env: ReturnType<typeof need>, b: Block, key: string): Promise<void> => {
+    const deadline = Date.now() + settleMs;
+    while (!(await keyInSql(env, b, key))) {
+      if (Date.now() >= deadline) throw new AllotError('IDEMPOTENCY_IN_PROGRESS', 'A claim with this Idempotency-Key was answered and is still being written; retry in a moment.');
+      await sleep(25);
+    }
+  };
+
+  if (fast && ra?.redis) {
+    // Each instance replays the write-behind streams of dead instances (their leases expired)
+    // before their units are reclaimed, whether or not it is claiming itself.
+    ticker = setInterval(() => void tick(), recoverEveryMs);
+    ticker.unref();
+  }
+
   return {
     name: REDIS_ATOMIC_STRATEGY,
     safe: true,
@@ -566,20 +1008,35 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         if (i >= 3) await new Promise((r) => setTimeout(r, Math.floor(deps.random.next() * Math.min(20, 2 * i))));
       }
     },
+    fastStats() {
+      let pending = 0;
+      for (const b of blocks.values()) pending += b.wb.length + b.wbBusy;
+      return { pending, lost: stats.lost, replayed: stats.replayed };
+    },
     async close(): Promise<void> {
       closed = true;
+      if (ticker) clearInterval(ticker);
+      ticker = null;
       if (!ra || !client) return;
       const env = need();
       const deadline = Date.now() + 5_000;
       for (const b of blocks.values()) {
-        while ((b.running || b.queue.length > 0 || (b.lease?.inflight ?? 0) > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        while ((b.running || b.queue.length > 0 || b.wb.length + b.wbBusy > 0 || (b.lease?.inflight ?? 0) > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
         const l = b.lease;
         if (!l) continue;
+        // `fast` claims still not in SQL (the database is down): the lease stays open, and its
+        // stream in Redis, for another instance (or this one, restarted) to replay once it expired.
+        if (b.wb.length + b.wbBusy > 0) {
+          abandoned = true;
+          continue;
+        }
         await env.ra.store.closeLease(l.ref).catch(() => undefined);
         const k = keys(env.ra.prefix, b.campaignId, l.ref);
         await (await env.redis()).command(['SREM', k.leases, k.lease]).catch(() => undefined);
         await (await env.redis()).command(['DEL', k.lease]).catch(() => undefined);
       }
+      // Whatever is still pending stays in the streams; the write-behind stops with the database.
+      abandoned = true;
       blocks.clear();
       const c = await client.catch(() => null);
       client = null;
