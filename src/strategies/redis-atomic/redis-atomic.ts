@@ -338,7 +338,8 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   /** Rebuilds the campaign's Redis state from SQL (the marker was missing): the users' committed
    * counts, then the marker. Leases are refilled from the books by the next claims. */
   const rebuild = async (env: ReturnType<typeof need>, b: Block): Promise<void> => {
-    if (fast) {
+    // (A campaign with no open lease has no claim in flight anywhere: a new one starts at once.)
+    if (fast && (await env.ra.store.openLeases(b.campaignId)).length > 0) {
       // Claims answered 201 and not yet in SQL are not in the totals read below. No instance
       // answers a new one while the marker is missing: let every instance's write-behind commit
       // what it holds first, until the campaign's leased units stop moving (bounded).
