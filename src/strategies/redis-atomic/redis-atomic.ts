@@ -338,8 +338,11 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   /** Rebuilds the campaign's Redis state from SQL (the marker was missing): the users' committed
    * counts, then the marker. Leases are refilled from the books by the next claims. */
   const rebuild = async (env: ReturnType<typeof need>, b: Block): Promise<void> => {
-    // (A campaign with no open lease has no claim in flight anywhere: a new one starts at once.)
-    if (fast && (await env.ra.store.openLeases(b.campaignId)).length > 0) {
+    // (A campaign none of whose leases has a claim in SQL yet is new: its first claims do not
+    // wait. Were Redis flushed within its first milliseconds, before any claim reached SQL, the
+    // claims then in flight on other instances could be counted short: the window is stated in
+    // docs/strategies.md.)
+    if (fast && (b.wb.length > 0 || (await env.ra.store.openLeases(b.campaignId)).some((l) => l.used > 0))) {
       // Claims answered 201 and not yet in SQL are not in the totals read below. No instance
       // answers a new one while the marker is missing: let every instance's write-behind commit
       // what it holds first, until the campaign's leased units stop moving (bounded).
