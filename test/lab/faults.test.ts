@@ -14,15 +14,21 @@ describe('race lab faults: the safe strategies hold with zero violations', () =>
   // same fault): stop-worker/conditional, db-latency/pessimistic, db-reset/optimistic+redis-lock,
   // db-blackhole/conditional.
   const cases: Array<{ fault: string; strategies: string[]; ownRedis?: boolean }> = [
-    { fault: 'kill-worker@300ms', strategies: ['conditional', 'redis-lock', 'group-commit', 'redis-atomic', 'redis-atomic-fast'] },
+    { fault: 'kill-worker@300ms', strategies: ['conditional', 'redis-lock', 'group-commit', 'redis-atomic'] },
+    // redis-atomic-fast sells the 100 units in its first ~150 ms: the faults land mid-sale, while
+    // the killed worker still holds acknowledged claims not in SQL (with the stream replay turned
+    // off, this row lost 9 of them).
+    { fault: 'kill-worker@100ms', strategies: ['redis-atomic-fast'] },
+    { fault: 'redis-flushall@100ms', strategies: ['redis-atomic-fast'] },
+    { fault: 'redis-restart@100ms', strategies: ['redis-atomic-fast'], ownRedis: true },
     { fault: 'stop-worker:1500@300ms', strategies: ['redis-lock'] },
     { fault: 'db-latency:20', strategies: ['optimistic'] },
     { fault: 'db-reset@300ms', strategies: ['conditional', 'group-commit', 'redis-atomic'] },
     { fault: 'db-blackhole:800@300ms', strategies: ['redis-lock'] },
-    { fault: 'redis-flushall@300ms', strategies: ['redis-lock', 'redis-atomic', 'redis-atomic-fast'] },
+    { fault: 'redis-flushall@300ms', strategies: ['redis-lock', 'redis-atomic'] },
     { fault: 'redis-pause:500@300ms', strategies: ['redis-lock'] },
     { fault: 'redis-reset@300ms', strategies: ['redis-lock'] },
-    { fault: 'redis-restart@300ms', strategies: ['redis-lock', 'redis-atomic', 'redis-atomic-fast'], ownRedis: true },
+    { fault: 'redis-restart@300ms', strategies: ['redis-lock', 'redis-atomic'], ownRedis: true },
   ];
   for (const c of cases) {
     test(`${c.fault}: ${c.strategies.join(', ')}`, async () => {
