@@ -30,6 +30,7 @@ export const CLAIM_UNITS: AtomicScript = load('claimUnits-4.lua');
 export const UNDO_CLAIM: AtomicScript = load('undoClaim-3.lua');
 export const CLAIM_FAST: AtomicScript = load('claimFast-5.lua');
 export const RESTORE_COUNTS: AtomicScript = load('restoreCounts-1.lua');
+export const INSTALL_BLOCK: AtomicScript = load('installBlock-3.lua');
 
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && /NOSCRIPT/.test(error.message);
