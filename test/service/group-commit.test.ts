@@ -151,6 +151,33 @@ for (const d of dialects()) {
       assert.equal((await service.audit(id)).ok, true);
     });
 
+    test('the store: one member written twice (two instances replaying one write-behind stream) changes nothing the second time, and its key stays done', async () => {
+      for (const limit of [1, 3]) {
+        const id = await newCampaign({ stock: 10, perUserLimit: limit });
+        const db = service.db;
+        const store = new SqlClaimBatchStore(db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));
+        const m: BatchMember = {
+          claim: { id: `clm-${run}-twice-${limit}`, campaignId: id, userId: 'twice', prizeId: null, createdAt: T0 },
+          day: '2026-12-02',
+          idempotencyKey: 'k2',
+          draw: null,
+          completion: { scope: id, key: 'k2', owner: 'req-2', response: { status: 201, body: { claim: 'twice' } }, ref: `clm-${run}-twice-${limit}` },
+          takeKey: { fingerprint: 'a'.repeat(64), lockedUntil: T0 + 10_000, createdAt: T0 },
+        };
+        const limits = { perUserLimit: limit, perUserDailyLimit: null, day: '2026-12-02' };
+        assert.deepEqual((await store.commitBatch({ campaignId: id, prizeId: null }, limits, [m], 'up-to'))?.map((v) => v.kind), ['issued']);
+        // The same member again (the same claim id, key and owner), and one other user beside it.
+        const other: BatchMember = { ...m, claim: { ...m.claim, id: `clm-${run}-other-${limit}`, userId: 'other' }, idempotencyKey: null, completion: null };
+        delete other.takeKey;
+        const again = await store.commitBatch({ campaignId: id, prizeId: null }, limits, [m, other], 'up-to');
+        assert.deepEqual(again?.map((v) => v.kind), ['key_exists', 'issued'], `limit ${limit}`);
+        const keys = (await sql<{ state: string; status_code: number | null; claim_id: string | null }>`SELECT state, status_code, claim_id FROM idempotency_keys WHERE campaign_id = ${id}`.execute(db)).rows;
+        assert.deepEqual(keys.map((k) => `${k.state}:${k.status_code ?? '-'}:${k.claim_id ?? '-'}`), [`done:201:${m.claim.id}`], `limit ${limit}`);
+        assert.equal((await service.getCampaign(id)).issued, 2);
+        assert.equal((await service.audit(id)).ok, true);
+      }
+    });
+
     test('one key sent by two users in one burst: one claim, the other IDEMPOTENCY_KEY_REUSED; refusals are stored and replayed', async () => {
       const id = await newCampaign({ stock: 100, perUserLimit: 1 });
       const outs = await Promise.all(Array.from({ length: 8 }, (_, i) => service.claim(id, `two-${i % 2}`, 'shared-key')));

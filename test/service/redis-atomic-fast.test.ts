@@ -222,7 +222,7 @@ for (const d of dialects({ servers: true })) {
         assert.ok(replayed >= 40, `replayed ${replayed}`);
         // The keyed claim's retry: its claim if a replay wrote it, else a new one; one claim either way.
         const retried = await a.claim(id, 'dark-keyed', 'dk-1');
-        assert.equal(retried.status, 201);
+        assert.equal(retried.status, 201, JSON.stringify(retried.body));
         assert.equal((await a.claim(id, 'dark-keyed', 'dk-1')).replayed, true);
         await drained(a);
         await check(id, [warm, ...outs, retried], 500, 1);
@@ -233,6 +233,43 @@ for (const d of dialects({ servers: true })) {
       } finally {
         await c?.close();
         await rescuer?.close();
+        await proxy.close();
+      }
+    });
+
+    test('instances replaying one dead stream at the same time write each claim once and count no loss', async () => {
+      const target = new URL(d.url());
+      const proxy: FaultProxy = await startFaultProxy({ target: { host: target.hostname, port: Number(target.port) } });
+      let c: AllotService | null = null;
+      const rescuers: AllotService[] = [];
+      try {
+        c = await open({ url: proxy.url(d.url()), leaseTtlMs: 1_000 });
+        const id = await newCampaign(500, { perUserLimit: 1 });
+        const warm = await c.claim(id, 'warm', null);
+        assert.equal(warm.status, 201);
+        await drained(c);
+        proxy.setBlackhole(true);
+        const outs = await Promise.all(Array.from({ length: 60 }, (_, i) => claimOf(c!, id, `twin-${i}`, null)));
+        assert.ok(outs.every((o) => o.status === 201));
+        // Three instances watch for the lease to expire, every 5 ms: they replay the stream at once.
+        for (let i = 0; i < 3; i++) rescuers.push(await open({ leaseTtlMs: 1_000, recoverEveryMs: 5 }));
+        const until = Date.now() + 15_000;
+        for (;;) {
+          const have = (await sql<{ n: string }>`SELECT count(*) AS n FROM claims WHERE campaign_id = ${id}`.execute(a.db)).rows[0]!.n;
+          if (Number(have) >= 61) break;
+          assert.ok(Date.now() < until, `the stream was not replayed: ${have} of 61 claims in SQL`);
+          await sleep(20);
+        }
+        await drained(a, b, ...rescuers);
+        const all = [a, b, ...rescuers];
+        assert.ok(all.reduce((n, s) => n + s.redisAtomicFast()!.replayed, 0) >= 60);
+        assert.equal(all.reduce((n, s) => n + s.redisAtomicFast()!.lost, 0), 0, 'a claim SQL has from another replay is not a lost ack');
+        await check(id, [warm, ...outs], 500, 1);
+        assert.equal((await a.audit(id)).ok, true);
+      } finally {
+        proxy.resetAll();
+        await c?.close().catch(() => undefined);
+        for (const r of rescuers) await r.close();
         await proxy.close();
       }
     });

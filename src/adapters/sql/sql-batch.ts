@@ -162,12 +162,20 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
       const t = m.takeKey!;
       return sql`(${scope}, ${c.key}, ${t.fingerprint}, 'done', ${c.owner}, ${t.lockedUntil}, ${c.response.status}, ${JSON.stringify(c.response.body)}, ${c.ref}, ${t.createdAt})`;
     }));
-    // MySQL: rows already there are left as they are (and locked); the owners read back tell
-    // which rows are ours.
+    // MySQL: rows already there are left as they are (and locked); the rows read back tell
+    // which are ours: our owner, done, and no claim of the member's yet. A row with our owner
+    // can be there before us: the same member written by another instance (two instances
+    // replaying one write-behind stream), whose claim then is in SQL too (committed with it:
+    // this statement waited for that transaction on the row's lock, and the reads below lock,
+    // so they see it whatever the isolation level).
     await sql`INSERT INTO idempotency_keys ${cols} VALUES ${values} ON DUPLICATE KEY UPDATE campaign_id = campaign_id`.execute(trx);
     const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
-    const owner = new Map((await rows(trx, sql`SELECT idem_key, owner FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key IN (${keys})`)).map((r) => [String(r.idem_key), String(r.owner)]));
-    return new Set(ms.filter((m) => owner.get(m.completion!.key) === m.completion!.owner).map((m) => `${m.completion!.key}\u0000${m.completion!.owner}`));
+    const found = new Map((await rows(trx, sql`SELECT idem_key, owner, state FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key IN (${keys}) FOR UPDATE`)).map((r) => [String(r.idem_key), `${String(r.owner)}\u0000${String(r.state)}`]));
+    const candidates = ms.filter((m) => found.get(m.completion!.key) === `${m.completion!.owner}\u0000done`);
+    const written = candidates.length === 0
+      ? new Set<string>()
+      : new Set((await rows(trx, sql`SELECT id FROM claims WHERE id IN (${sql.join(candidates.map((m) => sql`${m.claim.id}`))}) LOCK IN SHARE MODE`)).map((r) => String(r.id)));
+    return new Set(candidates.filter((m) => !written.has(m.claim.id)).map((m) => `${m.completion!.key}\u0000${m.completion!.owner}`));
   }
 
   private async reopenKeys(trx: Db, ms: BatchMember[]): Promise<void> {

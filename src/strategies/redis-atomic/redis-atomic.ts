@@ -779,14 +779,22 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
         const r = await env.ra.store.commitBatch(lease.ref, batch[0]!.limits, todo.map((a) => a.member), Date.now(), ttlMs);
         if (r === 'lease_refused') moved.push(...todo);
         else {
+          const refused: Array<{ a: Acked; kind: string }> = [];
           todo.forEach((a, i) => {
             const v = r[i];
             if (v === null || v === undefined) moved.push(a);
             else if (v.kind === 'issued') done.push(a);
-            // SQL refused a claim Redis let through (a count Redis lost, a key SQL had): the
-            // acknowledged claim is lost; counted, and its unit goes back.
-            else lost.push({ a, userBack: v.kind !== 'user_limit' });
+            else refused.push({ a, kind: v.kind });
           });
+          // A refusal of a claim SQL has (another instance wrote it meanwhile: several replay
+          // one dead instance's stream at once, or it replayed this one's while SQL was out of
+          // reach): done. Otherwise SQL refused a claim Redis let through (a count Redis lost, a
+          // key SQL had): the acknowledged claim is lost; counted, and its unit goes back.
+          const there = refused.length === 0 ? new Set<string>() : await env.ra.store.existingClaims(b.campaignId, refused.map((x) => x.a.member.claim.id));
+          for (const { a, kind } of refused) {
+            if (there.has(a.member.claim.id)) done.push(a);
+            else lost.push({ a, userBack: kind !== 'user_limit' });
+          }
         }
       }
     } catch {
