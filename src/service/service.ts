@@ -35,7 +35,7 @@ import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
   config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>
-    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir' | 'redisAtomicMode'>> & {
+    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir' | 'redisAtomicMode' | 'redisAtomicWriteBehindMax'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -117,7 +117,7 @@ export class AllotService {
     this.strategies = createStrategies(
       {
         ...strategyDeps, locks: locks.provider, random, onFenceRejected: (resource) => locks.metrics.fenceRejected?.({ resource }),
-        redisAtomic: redisAtomicDeps(conn, { ...(opts.config.redisAtomicMode ? { mode: opts.config.redisAtomicMode } : {}), ...opts.redisAtomic }, opts.config.locksUrl, opts.config.lockPrefix),
+        redisAtomic: redisAtomicDeps(conn, { ...(opts.config.redisAtomicMode ? { mode: opts.config.redisAtomicMode } : {}), ...(opts.config.redisAtomicWriteBehindMax ? { writeBehindMax: opts.config.redisAtomicWriteBehindMax } : {}), ...opts.redisAtomic }, opts.config.locksUrl, opts.config.lockPrefix),
       },
       { redisLock: { whenLocksDown: locks.whenDown, onLocksDown: (mode) => locks.observeDown(mode), ...redisLock } },
     );
@@ -161,8 +161,9 @@ export class AllotService {
   }
 
   /** redis-atomic `fast` mode's write-behind on this instance: claims answered and not yet in SQL,
-   * acknowledged claims SQL refused (lost), dead instances' entries replayed; null unless fast. */
-  redisAtomicFast(): { pending: number; lost: number; replayed: number } | null {
+   * acknowledged claims SQL refused (lost), dead instances' entries replayed, claims sent the
+   * durable way because the write-behind was full (writeBehindMax); null unless fast. */
+  redisAtomicFast(): { pending: number; lost: number; replayed: number; durable: number } | null {
     if ((this.opts.redisAtomic?.mode ?? this.opts.config.redisAtomicMode) !== 'fast') return null;
     return (this.strategies?.get(REDIS_ATOMIC_STRATEGY) as RedisAtomicStrategy | undefined)?.fastStats() ?? null;
   }

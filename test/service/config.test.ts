@@ -61,6 +61,14 @@ test('idempotency key retention (at least 24 h) and purge interval (0: off); the
   assert.equal(loadConfig({ XDG_CACHE_HOME: '/xdg' }).cacheDir, '/xdg/allot');
 });
 
+test('ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX: 2000 by default, a positive whole number, anything else refused', () => {
+  assert.equal(loadConfig({}).redisAtomicWriteBehindMax, 2_000);
+  assert.equal(loadConfig({ ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX: '50' }).redisAtomicWriteBehindMax, 50);
+  for (const bad of ['0', '-1', '1.5', 'lots', '1000001']) {
+    assert.throws(() => loadConfig({ ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX: bad }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith(`ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX=${bad} is not a whole number from 1 to 1000000`));
+  }
+});
+
 test('ALLOT_REDIS_ATOMIC_MODE: durable by default, fast, anything else refused', () => {
   assert.equal(loadConfig({}).redisAtomicMode, 'durable');
   assert.equal(loadConfig({ ALLOT_REDIS_ATOMIC_MODE: 'fast' }).redisAtomicMode, 'fast');

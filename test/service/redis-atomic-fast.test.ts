@@ -29,7 +29,7 @@ after(async () => {
   await redis?.destroy();
 });
 
-interface FastOpts { leaseTtlMs?: number; recoverEveryMs?: number; blockMax?: number; url?: string }
+interface FastOpts { leaseTtlMs?: number; recoverEveryMs?: number; blockMax?: number; writeBehindMax?: number; url?: string }
 
 for (const d of dialects({ servers: true })) {
   describe(`redis-atomic fast mode on ${d.name}`, () => {
@@ -233,6 +233,37 @@ for (const d of dialects({ servers: true })) {
       } finally {
         await c?.close();
         await rescuer?.close();
+        await proxy.close();
+      }
+    });
+
+    test('the write-behind is bounded: while SQL lags, claims beyond writeBehindMax are written before their 201', async () => {
+      const target = new URL(d.url());
+      const proxy: FaultProxy = await startFaultProxy({ target: { host: target.hostname, port: Number(target.port) } });
+      let c: AllotService | null = null;
+      try {
+        c = await open({ url: proxy.url(d.url()), writeBehindMax: 20 });
+        const id = await newCampaign(1_000, { perUserLimit: 1 });
+        const warm = await c.claim(id, 'warm', null);
+        assert.equal(warm.status, 201);
+        await drained(c);
+        // Every SQL round trip now takes 20 ms more: Redis answers far faster than SQL writes.
+        proxy.setLatency(20);
+        let most = 0;
+        const watch = setInterval(() => (most = Math.max(most, c!.redisAtomicFast()!.pending)), 1);
+        const outs = await Promise.all(Array.from({ length: 300 }, (_, i) => claimOf(c!, id, `lag-${i}`, i % 4 === 0 ? `lag-k-${i}` : null)));
+        clearInterval(watch);
+        assert.ok(outs.every((o) => o.status === 201), JSON.stringify(outs.find((o) => o.status !== 201)?.body));
+        assert.ok(most <= 20, `at most 20 claims wait for SQL, saw ${most}`);
+        assert.ok(most >= 10, `the fast path is still used up to the bound, saw at most ${most}`);
+        const f = c.redisAtomicFast()!;
+        assert.ok(f.durable > 0, 'claims beyond the bound went the durable way');
+        proxy.setLatency(0);
+        await drained(c);
+        await check(id, [warm, ...outs], 1_000, 1);
+        assert.equal(c.redisAtomicFast()!.lost, 0);
+      } finally {
+        await c?.close();
         await proxy.close();
       }
     });

@@ -21,6 +21,11 @@ export interface RedisAtomicDeps {
   /** `fast` mode: how long an Idempotency-Key stays reserved in Redis at most (default 7 days;
    * it is deleted as soon as SQL has the key) */
   keyReserveMs?: number;
+  /** `fast` mode: most claims of this instance answered 201 and not yet written to SQL (default
+   * 2,000). Beyond it claims go the durable way (201 after the SQL commit) until the write-behind
+   * catches up: it bounds the instance's memory, its streams in Redis, and how many acknowledged
+   * claims a crash of the instance together with a loss of Redis's data can lose. */
+  writeBehindMax?: number;
   /** most units one lease takes at a time (default 1024; an eighth of what is free near the end of the stock); a block is refilled in the background once it holds fewer than half of this */
   blockMax?: number;
   /** a lease not renewed (by a grant or a batch) for this long may be reclaimed by another instance (default 30 s) */

@@ -124,9 +124,10 @@ class Again extends Error {}
 export interface RedisAtomicStrategy extends ClaimStrategy {
   /** Waits for the claims in flight, then closes this instance's leases, giving their unused units back. */
   close(): Promise<void>;
-  /** `fast` mode's write-behind: claims answered and not yet in SQL, and acknowledged claims that
-   * SQL refused (lost: Redis had handed out a unit or a count SQL did not have). */
-  fastStats(): { pending: number; lost: number; replayed: number };
+  /** `fast` mode's write-behind: claims answered and not yet in SQL, acknowledged claims that
+   * SQL refused (lost: Redis had handed out a unit or a count SQL did not have), entries of dead
+   * instances replayed, and claims sent the durable way because the write-behind was full. */
+  fastStats(): { pending: number; lost: number; replayed: number; durable: number };
 }
 
 const available = (l: Lease): number => l.granted - l.used - l.inflight;
@@ -145,7 +146,10 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const fast = ra?.mode === 'fast';
   const recoverEveryMs = ra?.recoverEveryMs ?? 1_000;
   const keyReserveMs = ra?.keyReserveMs ?? 7 * 86_400_000;
-  const stats = { lost: 0, replayed: 0 };
+  const writeBehindMax = ra?.writeBehindMax ?? 2_000;
+  const stats = { lost: 0, replayed: 0, durable: 0 };
+  // `fast` claims between their decision and their entry in the write-behind (or their end).
+  let deciding = 0;
   let ticker: NodeJS.Timeout | null = null;
   const blocks = new Map<string, Block>();
   let client: Promise<RedisClient> | null = null;
@@ -476,12 +480,37 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     return p;
   };
 
+  /** Claims answered and not yet in SQL, across this instance's campaigns. */
+  const pendingWb = (): number => {
+    let n = 0;
+    for (const x of blocks.values()) n += x.wb.length + x.wbBusy;
+    return n;
+  };
+
+  /** One pass of a claim. In `fast` mode it is answered after Redis while fewer than
+   * writeBehindMax claims wait for SQL (with those being decided); beyond, it goes the durable
+   * way, which bounds this instance's memory, its streams in Redis and what a crash can lose,
+   * and slows the answers to the rate SQL writes them. */
   const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: Attempt): Promise<StrategyOutcome | null> => {
+    if (!fastFor(req)) return claimPass(env, b, req, ctx, false);
+    if (pendingWb() + deciding >= writeBehindMax) {
+      stats.durable += 1;
+      return claimPass(env, b, req, ctx, false);
+    }
+    deciding += 1;
+    try {
+      return await claimPass(env, b, req, ctx, true);
+    } finally {
+      deciding -= 1;
+    }
+  };
+
+  const claimPass = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: Attempt, fastPass: boolean): Promise<StrategyOutcome | null> => {
     if (closed) throw new AllotError('UNAVAILABLE', 'the service is closing; nothing was issued', { outcome: 'nothing-issued' });
     if (b.rebuilding) await b.rebuilding;
     if (!b.lease || b.dirty) await refillOnce(env, b);
     const limit = req.campaign.perUserLimit;
-    const prep = fastFor(req) ? await prepare(req) : null;
+    const prep = fastPass ? await prepare(req) : null;
     const { raw, lease } = await takeUnit(env, b, req.userId, limit, prep?.take ?? null);
     const k = keys(env.ra.prefix, b.campaignId, lease.ref);
     const code = Number(raw[0]);
@@ -1036,7 +1065,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     fastStats() {
       let pending = 0;
       for (const b of blocks.values()) pending += b.wb.length + b.wbBusy;
-      return { pending, lost: stats.lost, replayed: stats.replayed };
+      return { pending, lost: stats.lost, replayed: stats.replayed, durable: stats.durable };
     },
     async close(): Promise<void> {
       closed = true;
