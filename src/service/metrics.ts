@@ -50,7 +50,7 @@ export interface MetricSources {
   /** the age past which idempotency keys are due for purging */
   keyRetentionMs?: () => number;
   /** redis-atomic `fast` mode's write-behind (null: not in fast mode) */
-  redisAtomicFast?: () => { pending: number; lost: number; replayed: number; durable: number } | null;
+  redisAtomicFast?: () => { pending: number; lost: number; replayed: number; waited: number } | null;
   now?: () => number;
 }
 
@@ -204,13 +204,13 @@ export function createMetrics(): ServiceMetrics {
   });
   new Counter({
     name: 'allot_redis_atomic_writebehind_full_total',
-    help: 'redis-atomic fast mode: claims answered after the SQL commit because this instance already had ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX claims waiting for SQL (SQL does not keep up with Redis).',
+    help: 'redis-atomic fast mode: claims that waited for room because this instance already had ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX claims answered and not yet in SQL (SQL does not keep up with Redis).',
     registers,
     collect() {
       const f = sources?.redisAtomicFast?.();
       if (!f) return;
       this.reset();
-      this.inc(f.durable);
+      this.inc(f.waited);
     },
   });
   new Counter({

@@ -161,9 +161,9 @@ export class AllotService {
   }
 
   /** redis-atomic `fast` mode's write-behind on this instance: claims answered and not yet in SQL,
-   * acknowledged claims SQL refused (lost), dead instances' entries replayed, claims sent the
-   * durable way because the write-behind was full (writeBehindMax); null unless fast. */
-  redisAtomicFast(): { pending: number; lost: number; replayed: number; durable: number } | null {
+   * acknowledged claims SQL refused (lost), dead instances' entries replayed, claims that waited
+   * for room in the write-behind (writeBehindMax); null unless fast. */
+  redisAtomicFast(): { pending: number; lost: number; replayed: number; waited: number } | null {
     if ((this.opts.redisAtomic?.mode ?? this.opts.config.redisAtomicMode) !== 'fast') return null;
     return (this.strategies?.get(REDIS_ATOMIC_STRATEGY) as RedisAtomicStrategy | undefined)?.fastStats() ?? null;
   }

@@ -13,7 +13,7 @@ import { defaultPgliteSchema, migrateToLatest } from '../../src/adapters/sql/mig
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqlFenceAnchor } from '../../src/adapters/sql/sql-fences.ts';
+import { SqlFenceAnchor, pruneFences, raiseFence } from '../../src/adapters/sql/sql-fences.ts';
 import { sqlDialect } from '../../src/adapters/sql/dialect.ts';
 import { checkFence } from '../helpers/fences.ts';
 import { Registry } from 'prom-client';
@@ -40,7 +40,7 @@ describe('redlock faults', () => {
   // PGlite in a temp dir copied from the migrated template (in memory it would run initdb: seconds)
   const pgDir = mkdtempSync(join(tmpdir(), 'allot-redlock-pglite-'));
   const providers: LockProvider[] = [];
-  const provider = (opts: { prefix: string; nodeTimeoutMs?: number; clients?: RedisClient[] }) => {
+  const provider = (opts: { prefix: string; nodeTimeoutMs?: number; clients?: RedisClient[]; epochTtlMs?: number; fenceTtlMs?: number }) => {
     const p = createRedlockProvider({ clients: nodes.clients, nodeNames: nodes.names, fenceAnchor: anchor, nodeTimeoutMs: 250, ...opts });
     providers.push(p);
     return p;
@@ -152,6 +152,39 @@ describe('redlock faults', () => {
     await once();
     for (let i = 1; i < fences.length; i++) assert.ok(fences[i]! > fences[i - 1]!, `fence #${i} ${fences[i]} after ${fences[i - 1]}`);
     await assertEveryKeyExpires(prefix);
+  });
+
+  it('once the node epochs expired, a resource never used before gets a fence above every earlier one: lock_fences may be pruned under Redlock', async () => {
+    // The prune's liveness condition (docs/locks.md, "Bounded fencing state"): a resource whose
+    // row was pruned (or that never had one) refuses fences up to the prune floor, the highest
+    // fence pruned, so the backend must issue fences above every fence it issued before.
+    const prefix = uniquePrefix('prune');
+    const p = provider({ prefix, epochTtlMs: 150, fenceTtlMs: 200 });
+    const earlier: bigint[] = [];
+    const once = async (key: string) => {
+      const l = await p.acquire(key, { ttlMs: 2_000 });
+      await l.release();
+      return l.fence;
+    };
+    for (let i = 0; i < 6; i++) earlier.push(await once(`old:${i % 3}`));
+    // A node that lost its state takes a fresh epoch; the fence write-back raises the others to it.
+    await nodes.redis[2]!.flushall();
+    for (let i = 0; i < 3; i++) earlier.push(await once(`old:${i}`));
+    const d = sqlDialect(conn.family);
+    const resources = ['old:0', 'old:1', 'old:2'].map((k) => `${prefix}${k}`);
+    for (const [i, r] of resources.entries()) assert.equal(await raiseFence(conn.db, d, r, earlier[6 + i]!), true);
+    // Everything idle past the TTLs: nothing of the prefix is left on any node.
+    await delay(400);
+    for (const [i, r] of nodes.redis.entries()) assert.deepEqual(await r.keys(`${prefix}*`), [], `node${i}`);
+    const pruned = await pruneFences(conn.db, d, { olderThanMs: 1, now: Date.now() + 10 });
+    assert.ok(pruned.deleted >= 3 && pruned.floor >= earlier[8]!, `floor ${pruned.floor}`);
+    const max = earlier.reduce((a, b) => (a > b ? a : b));
+    const fresh = await once('never-used');
+    assert.ok(fresh > max, `${fresh} after ${max}`);
+    assert.equal(await raiseFence(conn.db, d, `${prefix}never-used`, fresh), true, 'a new resource is not refused by the prune floor');
+    const again = await once('old:0');
+    assert.equal(await raiseFence(conn.db, d, resources[0]!, again), true, 'nor is a pruned one');
+    assert.equal(await raiseFence(conn.db, d, resources[1]!, earlier[7]!), false, 'while a stale holder of a pruned resource is');
   });
 
   const assertEveryKeyExpires = async (prefix: string) => {

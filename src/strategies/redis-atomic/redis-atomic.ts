@@ -126,8 +126,8 @@ export interface RedisAtomicStrategy extends ClaimStrategy {
   close(): Promise<void>;
   /** `fast` mode's write-behind: claims answered and not yet in SQL, acknowledged claims that
    * SQL refused (lost: Redis had handed out a unit or a count SQL did not have), entries of dead
-   * instances replayed, and claims sent the durable way because the write-behind was full. */
-  fastStats(): { pending: number; lost: number; replayed: number; durable: number };
+   * instances replayed, and claims that waited for room in the write-behind (writeBehindMax). */
+  fastStats(): { pending: number; lost: number; replayed: number; waited: number };
 }
 
 const available = (l: Lease): number => l.granted - l.used - l.inflight;
@@ -147,7 +147,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
   const recoverEveryMs = ra?.recoverEveryMs ?? 1_000;
   const keyReserveMs = ra?.keyReserveMs ?? 7 * 86_400_000;
   const writeBehindMax = ra?.writeBehindMax ?? 2_000;
-  const stats = { lost: 0, replayed: 0, durable: 0 };
+  const stats = { lost: 0, replayed: 0, waited: 0 };
   // `fast` claims between their decision and their entry in the write-behind (or their end).
   let deciding = 0;
   let ticker: NodeJS.Timeout | null = null;
@@ -487,21 +487,53 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     return n;
   };
 
-  /** One pass of a claim. In `fast` mode it is answered after Redis while fewer than
-   * writeBehindMax claims wait for SQL (with those being decided); beyond, it goes the durable
-   * way, which bounds this instance's memory, its streams in Redis and what a crash can lose,
-   * and slows the answers to the rate SQL writes them. */
-  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: Attempt): Promise<StrategyOutcome | null> => {
-    if (!fastFor(req)) return claimPass(env, b, req, ctx, false);
-    if (pendingWb() + deciding >= writeBehindMax) {
-      stats.durable += 1;
-      return claimPass(env, b, req, ctx, false);
+  /** Room in the write-behind: fewer than writeBehindMax claims of this instance answered and
+   * not yet in SQL (counting those being decided). A claim waits for it, up to its deadline, and
+   * takes its place (deciding, given back once it is answered):
+   * that bounds this instance's memory, its streams in Redis and what a crash can lose, and slows
+   * the answers to the rate SQL writes them. (Waiting, not answering such claims the durable way:
+   * the durable script does not look at the Idempotency-Key reservations, so a key's retry could
+   * be refused while its first claim, already answered 201, waited for SQL.) */
+  const roomFor = async (deadline: number, signal?: AbortSignal): Promise<void> => {
+    // The place is taken (deciding) in the same synchronous step as the check.
+    if (pendingWb() + deciding < writeBehindMax) {
+      deciding += 1;
+      return;
+    }
+    stats.waited += 1;
+    while (pendingWb() + deciding >= writeBehindMax) {
+      signal?.throwIfAborted();
+      const left = deadline - Date.now();
+      if (left <= 0 || closed) {
+        throw new AllotError('UNAVAILABLE', `redis-atomic (fast): ${writeBehindMax} claims of this instance are still waiting to be written to SQL (the database does not keep up or does not answer); nothing was issued. Retry later.`, { outcome: 'nothing-issued', reason: 'write-behind-full' });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 250));
+        function done(): void {
+          clearTimeout(t);
+          roomWaiters.delete(done);
+          resolve();
+        }
+        roomWaiters.add(done);
+      });
     }
     deciding += 1;
+  };
+  const roomWaiters = new Set<() => void>();
+  const roomMade = (): void => {
+    if (roomWaiters.size === 0 || pendingWb() + deciding >= writeBehindMax) return;
+    for (const w of [...roomWaiters]) w();
+  };
+
+  /** One pass of a claim; in `fast` mode, answered after Redis once the write-behind has room. */
+  const claimOnce = async (env: ReturnType<typeof need>, b: Block, req: ClaimRequest, ctx: Attempt, deadline: number): Promise<StrategyOutcome | null> => {
+    if (!fastFor(req)) return claimPass(env, b, req, ctx, false);
+    await roomFor(deadline, req.signal);
     try {
       return await claimPass(env, b, req, ctx, true);
     } finally {
       deciding -= 1;
+      roomMade();
     }
   };
 
@@ -770,6 +802,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
           await wbCommit(env, b, batch);
         } finally {
           b.wbBusy = 0;
+          roomMade();
         }
       }
     } finally {
@@ -901,6 +934,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       b.wbIds.delete(a.member.claim.id);
       a.settled();
     }
+    roomMade();
     const r = await env.redis().catch(() => null);
     if (!r) return;
     const streams = new Map<string, string[]>();
@@ -1053,7 +1087,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       const ctx: Attempt = { inflightSince: null, trued: false };
       for (let i = 0; ; i++) {
         req.signal?.throwIfAborted();
-        const out = await claimOnce(env, b, req, ctx);
+        const out = await claimOnce(env, b, req, ctx, deadline);
         if (out) return { ...out, stats: { retries: i } };
         if (Date.now() >= deadline) {
           throw new AllotError('UNAVAILABLE', `redis-atomic: the claim did not settle in ${settleMs} ms (${i + 1} passes: Redis state being rebuilt or leases refilled); nothing was issued`, { outcome: 'nothing-issued', reason: 'contention' });
@@ -1065,7 +1099,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     fastStats() {
       let pending = 0;
       for (const b of blocks.values()) pending += b.wb.length + b.wbBusy;
-      return { pending, lost: stats.lost, replayed: stats.replayed, durable: stats.durable };
+      return { pending, lost: stats.lost, replayed: stats.replayed, waited: stats.waited };
     },
     async close(): Promise<void> {
       closed = true;
