@@ -51,7 +51,7 @@ export interface Config {
   cacheDir: string | null;
   /** When the redis-atomic strategy answers 201: after the SQL commit (durable) or after Redis (fast). */
   redisAtomicMode: 'durable' | 'fast';
-  /** redis-atomic fast mode: most claims answered and not yet in SQL per instance; beyond, 201 after SQL. */
+  /** redis-atomic fast mode: most claims answered and not yet in SQL per instance; beyond, a claim waits for room. */
   redisAtomicWriteBehindMax: number;
 }
 
@@ -73,7 +73,7 @@ export const SETTINGS = [
   ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
   ['REDIS_URL', '(none)', 'Redis for distributed locks (the redis-lock strategy) when LOCKS_URL is not set'],
   ['ALLOT_REDIS_ATOMIC_MODE', 'durable', 'when the redis-atomic strategy answers 201: durable (after the SQL commit) or fast (after Redis; the claim reaches SQL behind the answer: docs/strategies.md states when one can be lost)'],
-  ['ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX', '2000', 'redis-atomic fast mode: most claims of one instance answered 201 and not yet written to SQL; beyond it claims are answered after the SQL commit until the write-behind catches up (bounds memory and what a crash can lose)'],
+  ['ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX', '2000', 'redis-atomic fast mode: most claims of one instance answered 201 and not yet written to SQL; beyond it a claim waits for room (bounds memory and what a crash can lose)'],
   ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel://, redis-cluster://, redlock://, etcd:// or postgres:// (docs/locks.md)'],
   ['LOCKS_DOWN', 'degrade', 'while the lock backend is down, lock-based strategies run with the database guard only (degrade: still exactly-once) or answer 503 at once (refuse); /readyz answers 200 "degraded" or 503'],
   ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],

@@ -15,7 +15,7 @@ export interface RedisAtomicOptions {
   mode?: RedisAtomicMode;
   recoverEveryMs?: number;
   keyReserveMs?: number;
-  /** `fast` mode: most claims answered and not yet in SQL per instance (default 2,000); beyond, 201 after SQL */
+  /** `fast` mode: most claims answered and not yet in SQL per instance (default 2,000); beyond, a claim waits for room */
   writeBehindMax?: number;
   /** key prefix in Redis; default `<lockPrefix>ra:` (or `allot:ra:`) */
   prefix?: string;

@@ -173,9 +173,10 @@ describe('redlock faults', () => {
     const d = sqlDialect(conn.family);
     const resources = ['old:0', 'old:1', 'old:2'].map((k) => `${prefix}${k}`);
     for (const [i, r] of resources.entries()) assert.equal(await raiseFence(conn.db, d, r, earlier[6 + i]!), true);
-    // Everything idle past the TTLs: nothing of the prefix is left on any node.
+    // Everything idle past the TTLs: no epoch or fence counter of the prefix is left on any node
+    // (a lock key a late node reply left behind expires with its own TTL).
     await delay(400);
-    for (const [i, r] of nodes.redis.entries()) assert.deepEqual(await r.keys(`${prefix}*`), [], `node${i}`);
+    for (const [i, r] of nodes.redis.entries()) assert.deepEqual((await r.keys(`${prefix}*`)).filter((k) => !k.startsWith(`${prefix}l:`)), [], `node${i}`);
     const pruned = await pruneFences(conn.db, d, { olderThanMs: 1, now: Date.now() + 10 });
     assert.ok(pruned.deleted >= 3 && pruned.floor >= earlier[8]!, `floor ${pruned.floor}`);
     const max = earlier.reduce((a, b) => (a > b ? a : b));

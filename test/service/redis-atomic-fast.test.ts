@@ -254,7 +254,7 @@ for (const d of dialects({ servers: true })) {
         // A keyed claim is retried (the same user and key) as soon as it is answered, while the
         // others still arrive: the retry must replay it, whichever path it takes.
         const retries: Array<Promise<[ClaimOutcome, ClaimOutcome]>> = [];
-        const outs = await Promise.all(Array.from({ length: 160 }, async (_, i) => {
+        const outs = await Promise.all(Array.from({ length: 120 }, async (_, i) => {
           const key = i % 4 === 0 ? `lag-k-${i}` : null;
           const o = await claimOf(c!, id, `lag-${i}`, key);
           if (key !== null && o.status === 201) retries.push(claimOf(c!, id, `lag-${i}`, key).then((r) => [o, r]));
@@ -263,7 +263,7 @@ for (const d of dialects({ servers: true })) {
         const pairs = await Promise.all(retries);
         clearInterval(watch);
         assert.ok(outs.every((o) => o.status === 201), JSON.stringify(outs.find((o) => o.status !== 201)?.body));
-        assert.equal(pairs.length, 40);
+        assert.equal(pairs.length, 30);
         for (const [o, r] of pairs) assert.deepEqual([r.status, r.replayed, claimId(r)], [201, true, claimId(o)], JSON.stringify(r.body));
         assert.ok(most <= 20, `at most 20 claims wait for SQL, saw ${most}`);
         assert.ok(most >= 10, `the fast path is still used up to the bound, saw at most ${most}`);
@@ -306,6 +306,11 @@ for (const d of dialects({ servers: true })) {
         const all = [a, b, ...rescuers];
         assert.ok(all.reduce((n, s) => n + s.redisAtomicFast()!.replayed, 0) >= 60);
         assert.equal(all.reduce((n, s) => n + s.redisAtomicFast()!.lost, 0), 0, 'a claim SQL has from another replay is not a lost ack');
+        // The instance comes back: its own write-behind finds its claims written by the others.
+        proxy.setBlackhole(false);
+        proxy.resetAll();
+        await drained(c);
+        assert.equal(c.redisAtomicFast()!.lost, 0, 'its claims, replayed by others, are not lost acks either');
         await check(id, [warm, ...outs], 500, 1);
         assert.equal((await a.audit(id)).ok, true);
       } finally {

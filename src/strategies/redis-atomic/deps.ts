@@ -22,9 +22,9 @@ export interface RedisAtomicDeps {
    * it is deleted as soon as SQL has the key) */
   keyReserveMs?: number;
   /** `fast` mode: most claims of this instance answered 201 and not yet written to SQL (default
-   * 2,000). Beyond it claims go the durable way (201 after the SQL commit) until the write-behind
-   * catches up: it bounds the instance's memory, its streams in Redis, and how many acknowledged
-   * claims a crash of the instance together with a loss of Redis's data can lose. */
+   * 2,000). Beyond it a claim waits for room (up to settleMs, then 503, nothing issued): it
+   * bounds the instance's memory, its streams in Redis, and how many acknowledged claims a crash
+   * of the instance together with a loss of Redis's data can lose. */
   writeBehindMax?: number;
   /** most units one lease takes at a time (default 1024; an eighth of what is free near the end of the stock); a block is refilled in the background once it holds fewer than half of this */
   blockMax?: number;

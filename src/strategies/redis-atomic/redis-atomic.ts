@@ -91,6 +91,9 @@ interface Acked {
   /** times it was moved to another lease (the one its unit came from had no room) */
   moves: number;
   notBefore: number;
+  /** answered by this instance and not tried yet: SQL cannot have it unless another instance
+   * replayed this one's stream meanwhile (then SQL refuses the write, and the refusal is checked) */
+  fresh: boolean;
   /** resolved once it is in SQL or counted lost */
   settled(): void;
 }
@@ -753,7 +756,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       }
     }
     if (req.pendingKey) req.pendingKey.result = 'taken';
-    enqueue(env, b, { member: prep.member, limits: prep.limits, lease, own, entry, reservation, tries: 0, moves: 0, notBefore: 0, settled: () => undefined });
+    enqueue(env, b, { member: prep.member, limits: prep.limits, lease, own, entry, reservation, tries: 0, moves: 0, notBefore: 0, fresh: true, settled: () => undefined });
     return { kind: 'issued', claim: prep.member.claim, stats: { retries: 0 } };
   };
 
@@ -833,8 +836,10 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     const moved: Acked[] = [];
     try {
       // Claims SQL has already (written by an instance that replayed a stream, or by an attempt
-      // whose outcome was not learned) are done: the write-behind is idempotent.
-      const have = await env.ra.store.existingClaims(b.campaignId, batch.map((a) => a.member.claim.id));
+      // whose outcome was not learned) are done: the write-behind is idempotent. A batch of fresh
+      // claims skips the read: SQL refuses one it has (its claim id, key or user count), and a
+      // refusal is checked below, an error retried with the read.
+      const have = batch.every((a) => a.fresh) ? new Set<string>() : await env.ra.store.existingClaims(b.campaignId, batch.map((a) => a.member.claim.id));
       const todo = batch.filter((a) => !have.has(a.member.claim.id));
       done.push(...batch.filter((a) => have.has(a.member.claim.id)));
       if (todo.length > 0) {
@@ -863,6 +868,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
       // Not learned (SQL down, a conflict): the whole batch again, later; SQL's unique claim ids
       // make a second write of a claim that did commit impossible (it is found above).
       for (const a of batch) {
+        a.fresh = false;
         a.tries += 1;
         a.notBefore = Date.now() + Math.min(2_000, 10 * 2 ** Math.min(a.tries, 8)) + Math.floor(deps.random.next() * 10);
       }
@@ -891,6 +897,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
     const keep: Acked[] = [];
     for (const a of moved) {
       a.moves += 1;
+      a.fresh = false;
       a.tries = 0;
       if (a.moves > 5) {
         stats.lost += 1;
@@ -1010,7 +1017,7 @@ export function createRedisAtomic(deps: StrategyDeps): RedisAtomicStrategy {
           stats.replayed += 1;
           waits.push(new Promise<void>((settled) => enqueue(env, b, {
             member: rec.m, limits: rec.u, lease, own: false, entry: { stream: k.stream, id: String(id) },
-            reservation: rec.m.idempotencyKey === null ? null : k.reserve + rec.m.idempotencyKey, tries: 0, moves: 0, notBefore: 0, settled,
+            reservation: rec.m.idempotencyKey === null ? null : k.reserve + rec.m.idempotencyKey, tries: 0, moves: 0, notBefore: 0, fresh: false, settled,
           })));
         }
         await Promise.all(waits);
