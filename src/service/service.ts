@@ -149,9 +149,9 @@ export class AllotService {
     const { onStart, onRun, onError, ...purgeOpts } = opts.keyPurge ?? {};
     const intervalMs = purgeOpts.intervalMs ?? opts.config.keyPurgeIntervalMs ?? 0;
     this.keyPurge = intervalMs > 0
-      // idle fencing state (lock_fences) goes in the same run, unless Redlock (its node epochs may
-      // stop expiring, so fresh fences may stay below the prune floor): docs/locks.md, "Bounded fencing state"
-      ? new KeyPurgeScheduler(locks.kind === 'redlock' ? keys : withFencePrune(keys, conn.db, sqlDialect(conn.family)), new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
+      // idle fencing state (lock_fences) goes in the same run: every lock backend issues fences
+      // above every fence it issued a retention ago (docs/locks.md, "Bounded fencing state")
+      ? new KeyPurgeScheduler(withFencePrune(keys, conn.db, sqlDialect(conn.family)), new SqlLease(conn.db, 'idempotency-keys-purge'), clock, ids, {
         ...purgeOpts,
         intervalMs,
         retentionMs: keyRetentionMs,
