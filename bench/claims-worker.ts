@@ -2,7 +2,7 @@
 // one hot campaign with `concurrency` callers for `seconds`: a new user per request, plus a
 // share of repeats (the same user and key again: a replay). Reports counts, latency, the ids
 // of the claims it was answered 201 for (the parent checks each is in the database) and its RSS.
-import { AllotService } from '../src/service/service.ts';
+import { openWorkerService } from './workers.ts';
 
 interface Job {
   url: string;
@@ -23,12 +23,7 @@ interface Job {
 const send = (msg: unknown) => new Promise<void>((resolve) => process.send!(msg, () => resolve()));
 
 process.once('message', async (job: Job) => {
-  const service = await AllotService.open({
-    config: { databaseUrl: job.url, dbPoolSize: job.pool, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(job.locksUrl ? { locksUrl: job.locksUrl, lockPrefix: job.lockPrefix } : {}) },
-    migrate: false,
-    payouts: { sweepIntervalMs: 0 },
-    ...(job.fast ? { redisAtomic: { mode: 'fast' as const } } : {}),
-  });
+  const service = await openWorkerService(job);
   // Warm the path (connections, JIT, the campaign cache) on the bench's campaign.
   // (An optimistic strategy may give up under this burst: a 503 that issued nothing.)
   await Promise.all(Array.from({ length: 20 }, (_, i) => service.claim(job.campaignId, `warm-${job.worker}-${i}`, `warm-${job.worker}-${i}`).catch(() => undefined)));

@@ -22,8 +22,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { Redis } from 'ioredis';
-import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
+import { startRedis, type TestServer } from '../src/lab/servers.ts';
 import { AllotService } from '../src/service/service.ts';
+import { backendUrl, runWorkers } from './workers.ts';
 import { SAFE_STRATEGIES } from '../src/strategies/index.ts';
 import { api, loadClaims, loadHealthz, startService } from './http-service.ts';
 
@@ -64,19 +65,6 @@ function log(msg: string): void {
 
 type Done = { type: 'done'; seconds: number; counts: { issued: number; replayed: number; refused: number; errors: number }; p50: number; p99: number; acked: string[]; rssMb: number; drainMs: number | null };
 
-function once<T>(child: ReturnType<typeof fork>, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const on = (m: { type: string }) => {
-      if (m.type === type) {
-        child.off('message', on);
-        resolve(m as T);
-      }
-    };
-    child.on('message', on);
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before ${type}`)));
-  });
-}
-
 /** The Redis of redis-atomic (REDIS_URL, else one this bench starts), with a prefix per run. */
 let redisUrl: string | null = null;
 const lockPrefix = `bench-${randomUUID().slice(0, 8)}:`;
@@ -86,12 +74,7 @@ async function runStrategy(backend: string, url: string, service: AllotService, 
   await service.createCampaign({ id: campaignId, kind: 'coupon', name: 'bench', stock: 100_000_000, strategy: strategy === FAST ? 'redis-atomic' : strategy, perUserLimit: 1 });
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   try {
-    const ready = children.map((c) => once(c, 'ready'));
-    children.forEach((c, worker) => c.send({ url, campaignId, strategy, worker, seconds: SECONDS, concurrency: CONCURRENCY, repeatShare: 0.1, pool: POOL, locksUrl: redisUrl, lockPrefix, fast: strategy === FAST }));
-    await Promise.all(ready);
-    const done = children.map((c) => once<Done>(c, 'done'));
-    for (const c of children) c.send('go');
-    const results = await Promise.all(done);
+    const results = await runWorkers<Done>(children, (worker) => ({ url, campaignId, strategy, worker, seconds: SECONDS, concurrency: CONCURRENCY, repeatShare: 0.1, pool: POOL, locksUrl: redisUrl, lockPrefix, fast: strategy === FAST }));
     const seconds = Math.max(...results.map((r) => r.seconds));
     const issued = results.reduce((a, r) => a + r.counts.issued, 0);
     const acked = results.flatMap((r) => r.acked);
@@ -249,10 +232,7 @@ async function main(): Promise<void> {
       log(`redis-benchmark EVALSHA: ${evalshaPerSec}/s`);
     }
     for (const backend of BACKENDS) {
-      let url: string;
-      if (backend === 'postgres') url = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres()) - 1]!.url;
-      else if (backend === 'mysql') url = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb()) - 1]!.url;
-      else throw new Error(`unknown backend ${backend} (postgres, mysql)`);
+      const url = await backendUrl(backend, servers);
       const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 40, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(redisUrl ? { locksUrl: redisUrl, lockPrefix } : {}) }, payouts: { sweepIntervalMs: 0 } });
       try {
         const mine: Array<Omit<Row, 'ratioToConditional'>> = [];

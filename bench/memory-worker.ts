@@ -4,7 +4,7 @@
 // fixed-size latency histogram, nothing per claim, so that what grows is the service's. At
 // every checkpoint (and once more after the run, when the write-behind is empty and the
 // service idle) it collects garbage and samples its memory.
-import { AllotService } from '../src/service/service.ts';
+import { openWorkerService } from './workers.ts';
 
 interface Job {
   url: string;
@@ -58,12 +58,7 @@ function quantile(q: number, total: number): number {
 
 process.once('message', async (job: Job) => {
   if (!gc) throw new Error('bench:memory workers run with --expose-gc');
-  const service = await AllotService.open({
-    config: { databaseUrl: job.url, dbPoolSize: job.pool, dbTimeoutMs: 20_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(job.locksUrl ? { locksUrl: job.locksUrl, lockPrefix: job.lockPrefix } : {}) },
-    migrate: false,
-    payouts: { sweepIntervalMs: 0 },
-    ...(job.fast ? { redisAtomic: { mode: 'fast' as const } } : {}),
-  });
+  const service = await openWorkerService(job);
   await Promise.all(Array.from({ length: 20 }, (_, i) => service.claim(job.campaignId, `warm-${job.worker}-${i}`, `warm-${job.worker}-${i}`).catch(() => undefined)));
   const pendingNow = () => service.redisAtomicFast()?.pending ?? 0;
   const samples: Sample[] = [sample(0, 0)];

@@ -16,7 +16,8 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { sql } from 'kysely';
 import { AllotService } from '../src/service/service.ts';
-import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
+import { backendUrl, runWorkers } from './workers.ts';
+import { startRedis, type TestServer } from '../src/lab/servers.ts';
 import type { Sample } from './memory-worker.ts';
 
 const CLAIMS = Number(process.env.BENCH_MEMORY_CLAIMS ?? 1_000_000);
@@ -63,19 +64,6 @@ function log(msg: string): void {
   process.stderr.write(`[bench:memory] ${msg}\n`);
 }
 
-function once<T>(child: ReturnType<typeof fork>, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const on = (m: { type: string }) => {
-      if (m.type === type) {
-        child.off('message', on);
-        resolve(m as T);
-      }
-    };
-    child.on('message', on);
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before ${type}`)));
-  });
-}
-
 let redisUrl: string | null = null;
 const lockPrefix = `benchmem-${randomUUID().slice(0, 8)}:`;
 
@@ -85,12 +73,7 @@ async function runOne(backend: string, url: string, service: AllotService, strat
   const per = Math.ceil(CLAIMS / WORKERS);
   const children = Array.from({ length: WORKERS }, () => fork(WORKER, [], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   try {
-    const ready = children.map((c) => once(c, 'ready'));
-    children.forEach((c, worker) => c.send({ url, campaignId, worker, claims: per, checkpoints: CHECKPOINTS, concurrency: CONCURRENCY, pool: POOL, locksUrl: redisUrl, lockPrefix, fast: strategy === FAST }));
-    await Promise.all(ready);
-    const done = children.map((c) => once<Done>(c, 'done'));
-    for (const c of children) c.send('go');
-    const results = await Promise.all(done);
+    const results = await runWorkers<Done>(children, (worker) => ({ url, campaignId, worker, claims: per, checkpoints: CHECKPOINTS, concurrency: CONCURRENCY, pool: POOL, locksUrl: redisUrl, lockPrefix, fast: strategy === FAST }));
     const seconds = Math.max(...results.map((r) => r.seconds));
     const issued = results.reduce((a, r) => a + r.counts.issued, 0);
     // Every request was a new user with a new key, so each 201 is its own claim: the database
@@ -133,10 +116,7 @@ async function main(): Promise<void> {
   try {
     if (STRATEGIES.includes('redis-atomic') || STRATEGIES.includes(FAST)) redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
     for (const backend of BACKENDS) {
-      let url: string;
-      if (backend === 'postgres') url = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres()) - 1]!.url;
-      else if (backend === 'mysql') url = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb()) - 1]!.url;
-      else throw new Error(`unknown backend ${backend} (postgres, mysql)`);
+      const url = await backendUrl(backend, servers);
       const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 4, dbTimeoutMs: 120_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(redisUrl ? { locksUrl: redisUrl, lockPrefix } : {}) }, payouts: { sweepIntervalMs: 0 } });
       try {
         for (const strategy of STRATEGIES) {
