@@ -11,6 +11,9 @@ import { activeCampaigns, keysAwaitingPurge, type CampaignFigures } from '../ada
 import type { ClaimResult } from './claim-engine.ts';
 
 /** At most this many campaigns get series of their own (see campaignFigures). */
+/** redis-atomic fast mode's write-behind figures (AllotService.redisAtomicFast()). */
+type FastStats = { pending: number; lost: number; replayed: number; waited: number };
+
 export const CAMPAIGN_SERIES_LIMIT = 100;
 /** How long a scrape-time database read is reused. */
 export const FIGURES_TTL_MS = 1_000;
@@ -50,7 +53,7 @@ export interface MetricSources {
   /** the age past which idempotency keys are due for purging */
   keyRetentionMs?: () => number;
   /** redis-atomic `fast` mode's write-behind (null: not in fast mode) */
-  redisAtomicFast?: () => { pending: number; lost: number; replayed: number; waited: number } | null;
+  redisAtomicFast?: () => FastStats | null;
   now?: () => number;
 }
 
@@ -191,39 +194,21 @@ export function createMetrics(): ServiceMetrics {
       if (f) this.set(f.pending);
     },
   });
-  new Counter({
-    name: 'allot_redis_atomic_lost_acks_total',
-    help: 'redis-atomic fast mode: claims answered 201 that SQL then refused (Redis had handed out a unit, a count or a key SQL did not have); each is an acknowledged claim lost.',
+  // Counters that mirror the fast mode's own totals at each scrape.
+  const fastTotal = (name: string, help: string, pick: (f: FastStats) => number) => new Counter({
+    name,
+    help,
     registers,
     collect() {
       const f = sources?.redisAtomicFast?.();
       if (!f) return;
       this.reset();
-      this.inc(f.lost);
+      this.inc(pick(f));
     },
   });
-  new Counter({
-    name: 'allot_redis_atomic_writebehind_full_total',
-    help: 'redis-atomic fast mode: claims that waited for room because this instance already had ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX claims answered and not yet in SQL (SQL does not keep up with Redis).',
-    registers,
-    collect() {
-      const f = sources?.redisAtomicFast?.();
-      if (!f) return;
-      this.reset();
-      this.inc(f.waited);
-    },
-  });
-  new Counter({
-    name: 'allot_redis_atomic_replayed_total',
-    help: 'redis-atomic fast mode: write-behind entries of dead instances this instance replayed into SQL.',
-    registers,
-    collect() {
-      const f = sources?.redisAtomicFast?.();
-      if (!f) return;
-      this.reset();
-      this.inc(f.replayed);
-    },
-  });
+  fastTotal('allot_redis_atomic_lost_acks_total', 'redis-atomic fast mode: claims answered 201 that SQL then refused (Redis had handed out a unit, a count or a key SQL did not have); each is an acknowledged claim lost.', (f) => f.lost);
+  fastTotal('allot_redis_atomic_writebehind_full_total', 'redis-atomic fast mode: claims that waited for room because this instance already had ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX claims answered and not yet in SQL (SQL does not keep up with Redis).', (f) => f.waited);
+  fastTotal('allot_redis_atomic_replayed_total', 'redis-atomic fast mode: write-behind entries of dead instances this instance replayed into SQL.', (f) => f.replayed);
   new Gauge({
     name: 'allot_db_pool_waiting',
     help: 'Queries or transactions waiting for a pooled connection now.',
