@@ -64,7 +64,7 @@ for (const layout of ['single', 'cluster'] as RedisKeyLayout[]) {
 
     const make = (opts: { epochTtlMs: number; fenceTtlMs: number }) => {
       const backend = new RedisLockBackend({ client: fromIoredis(redis), fenceAnchor: new MemoryFenceAnchor(), prefix: uniquePrefix(`fb-${layout}`), layout, ...opts });
-      // fast: tryLock-3 (a first non-fair attempt); full: acquireLock-5
+      // fast: tryLock-3 (a first non-fair attempt); full: acquireLock-6
       const take = async (key: string, full = false) => {
         const ownerId = `o${Math.random()}`;
         const r = await backend.attempt({ key, ownerId, ttlMs: 5_000, fair: false, waiterTtlMs: 1_000, queued: full });

@@ -9,6 +9,8 @@ import { DeadlineSweeper, WakeLatch, jitteredBackoffMs, sleep } from './wait.ts'
 import type { AttemptResult, Lease, LockBackend, LockEvent, LockEventHook, LockProvider, UsingCallback, WakeSubscription } from './types.ts';
 
 const MIN_ATTEMPT_BUDGET_MS = 1_000;
+/** how long a waiter that gives up waits for its leaveQueue before its acquire settles */
+const LEAVE_QUEUE_WAIT_MS = 1_000;
 
 export interface LockProviderOptions {
   defaults?: Partial<LockDefaults>;
@@ -170,8 +172,22 @@ export class BackendLockProvider implements LockProvider {
     let attempted = false;
     let queued = false;
     let backendFailures = 0;
+    // Direct hand-off (LockBackend.parseHandoff): a release made this waiter the owner and said so
+    // in its wake-up. The lease is dated from the local start of the last attempt that queued it
+    // plus the backend time that passed between that attempt and the hand-off (less the drift
+    // factor): no later than the hand-off itself on this clock.
+    const parseHandoff = this.#be.parseHandoff?.bind(this.#be);
+    let handed: { fence: bigint; serverMs: number } | undefined;
+    let queuedAtLocal = 0;
+    let queuedAtServer: number | undefined;
     try {
       while (true) {
+        if (handed) {
+          queued = false;
+          attempts++;
+          const start = queuedAtLocal + Math.max(0, handed.serverMs - queuedAtServer!) * (1 - o.driftFactor);
+          return await this.#granted(key, ownerId, handed.fence, o, start, started, waitedMs, attempts);
+        }
         latch?.arm();
         const attemptStart = this.#now();
         const mayBeQueued = attempted;
@@ -182,7 +198,7 @@ export class BackendLockProvider implements LockProvider {
         const budget = Math.max(deadline - attemptStart, Math.min(o.ttlMs - driftMs(o.ttlMs, o), MIN_ATTEMPT_BUDGET_MS));
         let r: AttemptResult;
         try {
-          r = await this.#boundedAttempt(key, ownerId, o, budget, mayBeQueued);
+          r = await this.#boundedAttempt(key, ownerId, o, budget, mayBeQueued, latch !== undefined && parseHandoff !== undefined);
         } catch (error) {
           // Transient backend failures (connection lost, Redis restarting) are retried with
           // backoff until the deadline; the last one is what the caller sees. A permanent one
@@ -198,15 +214,11 @@ export class BackendLockProvider implements LockProvider {
         if (!r.acquired && r.notQueued && !mayBeQueued) queued = false;
         if (r.acquired) {
           queued = false;
-          if (this.#afterAttempt) await this.#runAfterAttempt(key);
-          const handle = new LeaseState(this.#ctx, key, ownerId, r.fence, o.ttlMs, attemptStart, o.autoExtend, o.renewIntervalMs).open();
-          const refused = this.#refusal(key, o, attemptStart);
-          if (refused) {
-            await handle.release().catch(() => undefined);
-            throw refused;
-          }
-          if (this.#metrics.acquired || this.#metrics.handover) this.#recordAcquired(key, o, started, waitedMs, attempts);
-          return handle;
+          return await this.#granted(key, ownerId, r.fence, o, attemptStart, started, waitedMs, attempts);
+        }
+        if (r.serverMs !== undefined && Number.isFinite(r.serverMs)) {
+          queuedAtLocal = attemptStart;
+          queuedAtServer = r.serverMs;
         }
         if (signal?.aborted) throw new LockAbortedError(key, signal.reason);
         if (this.#now() >= deadline) {
@@ -223,10 +235,19 @@ export class BackendLockProvider implements LockProvider {
             const onWake = (payload: string) => {
               // Wake-ups name the queue's head (and its lease, in ms): only the head retries, the
               // others shorten their wait to that lease, so a dead head costs at most one lease.
+              // A hand-off names the new owner and its ttl: when it is this waiter, it holds the
+              // lock (dated through an attempt's backend time; without one, it retries, and the
+              // attempt, finding it the holder, returns the same fence).
               const sp = payload.indexOf(' ');
               const target = sp < 0 ? payload : payload.slice(0, sp);
-              if (target === '*' || target === ownerId) l.signal();
-              else l.limit(Number(payload.slice(sp + 1)) || o.waiterTtlMs);
+              if (target === '*') return l.signal();
+              if (target === ownerId) {
+                const h = parseHandoff?.(payload, ownerId);
+                if (h && queuedAtServer !== undefined) handed ??= h;
+                return l.signal();
+              }
+              const sp2 = payload.indexOf(' ', sp + 1);
+              l.limit(Number(sp2 < 0 ? payload.slice(sp + 1) : payload.slice(sp + 1, sp2)) || o.waiterTtlMs);
             };
             // A backend that can wake this waiter alone (Redis: on this provider's own channel)
             // spares every other waiting process the message.
@@ -252,8 +273,21 @@ export class BackendLockProvider implements LockProvider {
     } finally {
       clearInterval(refresher);
       sub?.close();
-      if (queued) this.#be.leaveQueue(key, ownerId).catch((error: unknown) => this.#emit({ type: 'backendError', error }));
+      if (queued) await this.#leaveQueue(key, ownerId);
     }
+  }
+
+  /**
+   * Takes a waiter that gives up out of the queue before its acquire settles, so that a release
+   * the caller makes after seeing the timeout (or abort) can no longer hand the lock to it; should
+   * one have crossed it, the backend gives the lock back here. Bounded: an unreachable backend
+   * delays the caller by at most LEAVE_QUEUE_WAIT_MS (the queue lease then drops the entry).
+   */
+  async #leaveQueue(key: string, ownerId: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const left = this.#be.leaveQueue(key, ownerId).catch((error: unknown) => this.#emit({ type: 'backendError', error }));
+    await Promise.race([left, new Promise<void>((resolve) => (timer = setTimeout(resolve, LEAVE_QUEUE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   async #pause(key: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -264,8 +298,22 @@ export class BackendLockProvider implements LockProvider {
     }
   }
 
-  #boundedAttempt(key: string, ownerId: string, o: ResolvedAcquireOptions, budgetMs: number, queued: boolean): Promise<AttemptResult> {
-    const pending = this.#be.attempt({ key, ownerId, ttlMs: o.ttlMs, fair: o.fair, waiterTtlMs: o.waiterTtlMs, queued, signal: o.signal });
+  /** A lease for a lock the backend granted (an attempt, or a hand-off), dated from start; given
+   * back with LockValidityError when too much of its ttl went by, or LockAbortedError. */
+  async #granted(key: string, ownerId: string, fence: bigint, o: ResolvedAcquireOptions, start: number, started: number, waitedMs: number, attempts: number): Promise<Lease> {
+    if (this.#afterAttempt) await this.#runAfterAttempt(key);
+    const handle = new LeaseState(this.#ctx, key, ownerId, fence, o.ttlMs, start, o.autoExtend, o.renewIntervalMs).open();
+    const refused = this.#refusal(key, o, start);
+    if (refused) {
+      await handle.release().catch(() => undefined);
+      throw refused;
+    }
+    if (this.#metrics.acquired || this.#metrics.handover) this.#recordAcquired(key, o, started, waitedMs, attempts);
+    return handle;
+  }
+
+  #boundedAttempt(key: string, ownerId: string, o: ResolvedAcquireOptions, budgetMs: number, queued: boolean, handoff: boolean): Promise<AttemptResult> {
+    const pending = this.#be.attempt(handoff ? { key, ownerId, ttlMs: o.ttlMs, fair: o.fair, waiterTtlMs: o.waiterTtlMs, queued, handoff, signal: o.signal } : { key, ownerId, ttlMs: o.ttlMs, fair: o.fair, waiterTtlMs: o.waiterTtlMs, queued, signal: o.signal });
     // One promise and one small object per attempt, no timer and no closures (this is the hot
     // path; a shared sweeper watches the budgets): settles with the reply, or rejects at the
     // budget / on abort while the late reply is cleaned up in the background.

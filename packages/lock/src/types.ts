@@ -66,7 +66,14 @@ export type LockEventHook = (event: LockEvent) => void;
 
 export type AttemptResult =
   | { acquired: true; fence: bigint }
-  | { acquired: false; retryAfterMs: number; /** this attempt did not join the waiter queue */ notQueued?: boolean };
+  | {
+      acquired: false;
+      retryAfterMs: number;
+      /** this attempt did not join the waiter queue */
+      notQueued?: boolean;
+      /** the backend's clock (ms) when the attempt ran, if it hands locks off (LockBackend.parseHandoff) */
+      serverMs?: number;
+    };
 
 export type ReleaseResult = 'released' | 'notHeld' | 'notOwner';
 export type ExtendResult = 'extended' | 'notHeld' | 'notOwner';
@@ -81,7 +88,7 @@ export interface LockBackend {
   /** queued: an earlier attempt of this acquisition may have put the caller in the waiter queue.
    * An attempt by the owner id that holds the lock (with queued: true) renews it to ttlMs and
    * returns the fence of that holding: the retry of an attempt whose reply was lost, and adopt(). */
-  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
+  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; handoff?: boolean | undefined; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
   extend(key: string, ownerId: string, ttlMs: number): Promise<ExtendResult>;
   release(key: string, ownerId: string): Promise<ReleaseResult>;
   refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void>;
@@ -93,6 +100,15 @@ export interface LockBackend {
    * uses subscribe(). Must deliver every wake-up subscribe() would deliver to that waiter: every
    * message naming ownerId, every '*', and the head's lease for the others. Throws if unavailable. */
   subscribeOwner?(key: string, ownerId: string, onWake: (payload: string) => void): Promise<WakeSubscription>;
+  /**
+   * Optional: direct hand-off. A backend that implements it makes a queued waiter that asked for
+   * it (attempt's `handoff`, sent only while the waiter listens for wake-ups) the owner in the
+   * release itself, with its fence, and tells it in the wake-up: this parses such a wake-up for
+   * ownerId (undefined for any other payload). serverMs is the backend's clock at the hand-off;
+   * the provider dates the lease from it through the serverMs of the waiter's last attempt. A
+   * waiter that leaves the queue (leaveQueue) gives back a lock handed to it meanwhile.
+   */
+  parseHandoff?(payload: string, ownerId: string): { fence: bigint; serverMs: number } | undefined;
   close(): Promise<void>;
 }
 

@@ -37,6 +37,8 @@ export interface RedisLockKeys {
   fence: string;
   queue: string;
   leases: string;
+  /** hand-off requests of the queued waiters (hash owner id -> ttl ms) */
+  handoff: string;
   channel: string;
   epoch: string;
 }
@@ -135,16 +137,16 @@ export class RedisLockBackend implements LockBackend {
     if (this.#cluster) {
       // Everything up to the closing brace is common to the lock's keys: one slot for all of them.
       const t = `${p}{${hashTagged(key)}}`;
-      return { lock: `${t}:l`, fence: `${t}:f`, queue: `${t}:q`, leases: `${t}:ql`, channel: `${t}:w`, epoch: `${t}:e` };
+      return { lock: `${t}:l`, fence: `${t}:f`, queue: `${t}:q`, leases: `${t}:ql`, handoff: `${t}:qh`, channel: `${t}:w`, epoch: `${t}:e` };
     }
-    return { lock: `${p}l:${key}`, fence: `${p}f:${key}`, queue: `${p}q:${key}`, leases: `${p}ql:${key}`, channel: `${p}w:${key}`, epoch: `${p}epoch` };
+    return { lock: `${p}l:${key}`, fence: `${p}f:${key}`, queue: `${p}q:${key}`, leases: `${p}ql:${key}`, handoff: `${p}qh:${key}`, channel: `${p}w:${key}`, epoch: `${p}epoch` };
   }
 
   #run(name: ScriptName, key: string, keys: string[], args: (string | number)[]): Promise<unknown> {
     return runScript(this.#client, this.#scripts[name], keys, args, (error) => new LockBackendError(key, name, error));
   }
 
-  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
+  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; handoff?: boolean | undefined; signal?: AbortSignal | undefined }): Promise<AttemptResult> {
     // A non-fair first attempt may barge, so it needs no queue: the 3-key fast path. Every other
     // attempt (fair, or after a failure, when the caller may be queued) runs the full script.
     const fast = !req.fair && !req.queued;
@@ -152,13 +154,15 @@ export class RedisLockBackend implements LockBackend {
     let keys: string[];
     if (this.#cluster) {
       const k = this.keys(req.key);
-      keys = fast ? [k.lock, k.fence, k.epoch] : [k.lock, k.fence, k.epoch, k.queue, k.leases];
+      keys = fast ? [k.lock, k.fence, k.epoch] : [k.lock, k.fence, k.epoch, k.queue, k.leases, k.handoff];
     } else {
       const p = this.prefix;
       const key = boundedResource(req.key);
-      keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`];
+      keys = fast ? [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`] : [`${p}l:${key}`, `${p}f:${key}`, `${p}epoch`, `${p}q:${key}`, `${p}ql:${key}`, `${p}qh:${key}`];
     }
-    const args = fast ? [req.ownerId, req.ttlMs, this.#guard, this.#fenceTtl] : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0', this.#guard, this.#fenceTtl];
+    const args = fast
+      ? [req.ownerId, req.ttlMs, this.#guard, this.#fenceTtl]
+      : [req.ownerId, req.ttlMs, req.fair ? '1' : '0', req.waiterTtlMs, req.queued ? '1' : '0', this.#guard, this.#fenceTtl, req.handoff ? '1' : '0'];
     // The common case settles in one step; only a missing epoch takes the slow path.
     return this.#run(script, req.key, keys, args).then((r) => this.#attemptResult(req, script, keys, args, r as ScriptReply, 0));
   }
@@ -166,7 +170,9 @@ export class RedisLockBackend implements LockBackend {
   #attemptResult(req: { key: string; ownerId: string; signal?: AbortSignal | undefined }, script: ScriptName, keys: string[], args: (string | number)[], r: ScriptReply, installs: number): AttemptResult | Promise<AttemptResult> {
     const code = Number(r[0]);
     if (code >= 0) return { acquired: true, fence: (BigInt(r[1]!) << FENCE_COUNTER_BITS) | BigInt(r[2]!) };
-    if (code === ScriptCode.locked || code === ScriptCode.queued) return { acquired: false, retryAfterMs: Math.max(1, Number(r[1])), notQueued: script === 'tryLock' };
+    if (code === ScriptCode.locked || code === ScriptCode.queued) {
+      return script === 'tryLock' ? { acquired: false, retryAfterMs: Math.max(1, Number(r[1])), notQueued: true } : { acquired: false, retryAfterMs: Math.max(1, Number(r[1])), serverMs: Number(r[2]) };
+    }
     if (code === ScriptCode.epochMissing && installs < MAX_EPOCH_INSTALLS) {
       return this.installEpoch(req.key, req.signal)
         .then(() => this.#run(script, req.key, keys, args))
@@ -238,11 +244,24 @@ export class RedisLockBackend implements LockBackend {
   release(key: string, ownerId: string): Promise<ReleaseResult> {
     if (this.#cluster) {
       const k = this.keys(key);
-      return this.#run('releaseLock', key, [k.lock, k.queue, k.leases], [ownerId, k.channel, this.#ownerChannels]).then(releaseResult);
+      return this.#run('releaseLock', key, [k.lock, k.queue, k.leases, k.handoff, k.fence, k.epoch], [ownerId, k.channel, this.#ownerChannels, this.#guard, this.#fenceTtl]).then(releaseResult);
     }
     const p = this.prefix;
     const k = boundedResource(key);
-    return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`], [ownerId, `${p}w:${k}`, this.#ownerChannels]).then(releaseResult);
+    return this.#run('releaseLock', key, [`${p}l:${k}`, `${p}q:${k}`, `${p}ql:${k}`, `${p}qh:${k}`, `${p}f:${k}`, `${p}epoch`], [ownerId, `${p}w:${k}`, this.#ownerChannels, this.#guard, this.#fenceTtl]).then(
+      releaseResult,
+    );
+  }
+
+  /**
+   * A wake-up that hands this waiter the lock (includes/wakeNext.lua): "<owner id> <ttl ms>
+   * <epoch> <counter> <server ms>". Returns the fence and the server time of the hand-off, or
+   * undefined for any other wake-up (or one naming another waiter).
+   */
+  parseHandoff(payload: string, ownerId: string): { fence: bigint; serverMs: number } | undefined {
+    const f = payload.split(' ');
+    if (f.length !== 5 || f[0] !== ownerId) return undefined;
+    return { fence: (BigInt(f[2]!) << FENCE_COUNTER_BITS) | BigInt(f[3]!), serverMs: Number(f[4]) };
   }
 
   /** The channels a waiter with this owner id listens on: its provider's own channel (owner ids a
@@ -259,7 +278,7 @@ export class RedisLockBackend implements LockBackend {
 
   async leaveQueue(key: string, ownerId: string): Promise<void> {
     const k = this.keys(key);
-    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases], [ownerId, k.channel, this.#ownerChannels]);
+    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases, k.handoff, k.fence, k.epoch], [ownerId, k.channel, this.#ownerChannels, this.#guard, this.#fenceTtl]);
   }
 
   subscribe(key: string, onWake: (payload: string) => void): Promise<WakeSubscription> {

@@ -145,7 +145,8 @@ export class RedlockBackend implements LockBackend {
     };
     const { outcomes } = await quorumRound(
       n,
-      (i) => this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.attempt(req)),
+      // never a node's own hand-off: a lock handed over on one node is not a quorum
+      (i) => this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.attempt(req.handoff ? { ...req, handoff: false } : req)),
       (os) => {
         const c = count(os);
         // a majority granted; or contention is certain; or a majority can no longer answer

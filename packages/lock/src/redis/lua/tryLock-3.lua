@@ -9,7 +9,7 @@
   ARGV[2] ttl ms
   ARGV[3] "1": failover guard (Sentinel, Cluster): an epoch installed on another master counts as missing
   ARGV[4] fence counter TTL ms; "0": none
-  On failure the caller subscribes to the wake-up channel and retries with acquireLock-5, which
+  On failure the caller subscribes to the wake-up channel and retries with acquireLock-6, which
   joins the queue; a release between the two is caught by that retry.
   Returns:
     {0, epoch, counter}  acquired; fence = epoch << 40 | counter
