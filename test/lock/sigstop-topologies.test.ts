@@ -27,6 +27,27 @@ const WRITER = fileURLToPath(new URL('./fixtures/fenced-writer-topology.ts', imp
 const PG = process.env.DATABASE_URL_PG;
 const TTL_MS = 400;
 
+/**
+ * The child's next stdout line, bounded: rejects when the child exits first or after ms. An
+ * unbounded wait here hung the whole file on the failure path (a child that died before its line,
+ * or stayed stopped), past the test's own timeout, since the finally block never ran.
+ */
+async function nextLine(lines: ReturnType<typeof createInterface>, child: ReturnType<typeof spawn>, ms: number, what: string): Promise<string> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`the writer did not print ${what} within ${ms} ms`)), ms);
+  const onExit = (code: number | null, signal: string | null) => ac.abort(new Error(`the writer exited (${signal ?? code}) before printing ${what}`));
+  child.once('close', onExit);
+  try {
+    const [line] = (await once(lines, 'line', { signal: ac.signal }).catch((error: unknown) => {
+      throw ac.signal.aborted ? ac.signal.reason : error;
+    })) as [string];
+    return line;
+  } finally {
+    clearTimeout(timer);
+    child.off('close', onExit);
+  }
+}
+
 interface Side {
   arg: TopologyArg;
   /** the parent's provider and a way to close its client */
@@ -102,7 +123,7 @@ describe('SIGSTOPped holder vs fenced SQL write on Redis Sentinel and Cluster (P
       const child = spawn(process.execPath, ['--import', 'tsx', WRITER, JSON.stringify(side.arg), prefix, key, String(TTL_MS), url], { stdio: ['ignore', 'pipe', 'inherit'] });
       const lines = createInterface({ input: child.stdout });
       try {
-        const [held] = (await once(lines, 'line')) as [string];
+        const held = await nextLine(lines, child, 15_000, 'held');
         child.kill('SIGSTOP');
         assert.match(held, /^held \d+$/);
         const childFence = BigInt(held.split(' ')[1]!);
@@ -113,15 +134,15 @@ describe('SIGSTOPped holder vs fenced SQL write on Redis Sentinel and Cluster (P
           await checkFence(trx, 'pg', `thing:${key}`, lease.fence);
           await sql`UPDATE fenced_things SET v = 'parent', fence = ${lease.fence.toString()} WHERE id = ${key}`.execute(trx);
         });
-        const outcome = once(lines, 'line');
+        const outcome = nextLine(lines, child, 10_000, 'its write outcome');
         child.kill('SIGCONT');
-        const [result] = (await outcome) as [string];
+        const result = await outcome;
         assert.equal(result, 'rejected LOCK_STALE_FENCE');
         await lease.release();
         const row = (await sql<{ v: string; fence: string }>`SELECT v, fence FROM fenced_things WHERE id = ${key}`.execute(conn.db)).rows[0]!;
         assert.equal(row.v, 'parent');
         assert.equal(BigInt(row.fence), lease.fence);
-        if (child.exitCode === null) await once(child, 'exit');
+        if (child.exitCode === null) await once(child, 'exit', { signal: AbortSignal.timeout(10_000) });
         assert.equal(child.exitCode, 0);
       } finally {
         child.kill('SIGCONT');
