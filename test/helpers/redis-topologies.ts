@@ -1,7 +1,7 @@
 // Throwaway replicated Redis topologies on loopback for lock tests: Sentinel (1 master, 1 replica,
 // 3 sentinels) and Cluster (3 masters, 3 replicas). Each process gets a free port and a temp dir,
 // is stopped by its PID (SIGKILL at process exit as a backstop), and the dirs are removed.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,10 @@ import { lockFencePrune } from '../../src/adapters/sql/migrations/008-lock-fence
 import { freePort } from './servers.ts';
 
 export interface RedisNode {
+  /** the plain port (the helpers' admin commands use it) */
   port: number;
+  /** TLS topologies: the TLS port, the one clients (and the URL) use */
+  tlsPort?: number;
   /** PID while running */
   pid(): number | undefined;
   kill(signal?: NodeJS.Signals): void;
@@ -76,7 +79,37 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
-async function startNode(dir: string, port: number, conf: string, sentinel = false): Promise<RedisNode> {
+/** A throwaway CA and a server certificate for 127.0.0.1 and localhost (openssl), plus an unrelated CA. */
+export interface TestCerts {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** a CA that signed nothing here: a client trusting only it must be refused */
+  otherCaFile: string;
+}
+
+export function makeTestCerts(dir: string): TestCerts {
+  const f = (name: string) => path.join(dir, name);
+  const run = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.error || r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.error?.message ?? r.stderr.toString()}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=allot test CA');
+  run('req', '-x509', ...ec, '-keyout', f('other-ca.key'), '-out', f('other-ca.crt'), '-days', '2', '-subj', '/CN=allot unrelated CA');
+  run('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+  writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('ext.cnf'));
+  return { caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key'), otherCaFile: f('other-ca.crt') };
+}
+
+/** Server configuration for TLS on tlsPort (clients need no certificate; replication, the
+ * sentinels' links and, with cluster, the bus over TLS). */
+function tlsConf(certs: TestCerts, tlsPort: number, cluster = false): string {
+  return [`tls-port ${tlsPort}`, `tls-cert-file ${certs.certFile}`, `tls-key-file ${certs.keyFile}`, `tls-ca-cert-file ${certs.caFile}`, 'tls-auth-clients no', 'tls-replication yes', ...(cluster ? ['tls-cluster yes'] : [])].join('\n');
+}
+
+async function startNode(dir: string, port: number, conf: string, sentinel = false, tlsPort?: number): Promise<RedisNode> {
   const file = path.join(dir, `${port}.conf`);
   writeFileSync(file, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsave ""\nappendonly no\nlogfile ${path.join(dir, `${port}.log`)}\n${conf}\n`);
   const child = spawn('redis-server', sentinel ? [file, '--sentinel'] : [file], { stdio: 'ignore' });
@@ -88,6 +121,7 @@ async function startNode(dir: string, port: number, conf: string, sentinel = fal
   });
   const node: RedisNode = {
     port,
+    ...(tlsPort !== undefined ? { tlsPort } : {}),
     pid: () => (running ? child.pid : undefined),
     kill: (signal = 'SIGKILL') => {
       if (running) child.kill(signal);
@@ -114,35 +148,45 @@ export interface SentinelTopology {
   master: RedisNode;
   replica: RedisNode;
   sentinels: RedisNode[];
-  /** redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<name> */
+  /** redis-sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<name> (TLS: rediss-sentinel://… on
+   * the TLS ports, ?tlsCaFile=…) */
   url: string;
-  /** the master's port as the sentinels report it */
+  /** TLS topologies: the certificates */
+  certs?: TestCerts;
+  /** the master's port as the sentinels report it (the TLS port in a TLS topology) */
   masterPort(): Promise<number>;
   /** SENTINEL FAILOVER, then waits until the sentinels report the other node and it is a master */
   failover(timeoutMs?: number): Promise<RedisNode>;
   destroy(): Promise<void>;
 }
 
-export async function startSentinelTopology(name = 'mymaster'): Promise<SentinelTopology> {
+/** opts.tls: every node and sentinel also listens with TLS on a second port, the one the
+ * topology's URL, replication and the sentinels use (the plain port serves the helpers). */
+export async function startSentinelTopology(name = 'mymaster', opts: { tls?: boolean } = {}): Promise<SentinelTopology> {
   hookExit();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-sentinel-'));
   dirs.add(dir);
   const nodes: RedisNode[] = [];
   try {
-    const [mp, rp] = [await freePort(), await freePort()];
-    const master = await startNode(dir, mp, 'repl-diskless-sync-delay 0');
+    const certs = opts.tls ? makeTestCerts(dir) : undefined;
+    const tlsPort = async () => (certs ? await freePort() : undefined);
+    const conf = (tp: number | undefined, rest: string) => (certs && tp !== undefined ? `${rest}\n${tlsConf(certs, tp)}` : rest);
+    const [mp, rp, mtp, rtp] = [await freePort(), await freePort(), await tlsPort(), await tlsPort()];
+    const master = await startNode(dir, mp, conf(mtp, 'repl-diskless-sync-delay 0'), false, mtp);
     nodes.push(master);
-    const replica = await startNode(dir, rp, `replicaof 127.0.0.1 ${mp}\nrepl-diskless-sync-delay 0`);
+    const masterClientPort = mtp ?? mp;
+    const replica = await startNode(dir, rp, conf(rtp, `replicaof 127.0.0.1 ${masterClientPort}\nrepl-diskless-sync-delay 0`), false, rtp);
     nodes.push(replica);
     await until('replica in sync', 10_000, async () => (/master_link_status:up/.test(String(await replica.command('INFO', 'replication'))) ? true : undefined));
     const sentinels: RedisNode[] = [];
     for (let i = 0; i < 3; i++) {
-      const sp = await freePort();
+      const [sp, stp] = [await freePort(), await tlsPort()];
       const s = await startNode(
         dir,
         sp,
-        [`sentinel monitor ${name} 127.0.0.1 ${mp} 2`, `sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`, `sentinel parallel-syncs ${name} 1`].join('\n'),
+        conf(stp, [`sentinel monitor ${name} 127.0.0.1 ${masterClientPort} 2`, `sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`, `sentinel parallel-syncs ${name} 1`].join('\n')),
         true,
+        stp,
       );
       sentinels.push(s);
       nodes.push(s);
@@ -157,18 +201,22 @@ export async function startSentinelTopology(name = 'mymaster'): Promise<Sentinel
       return true;
     });
     const masterPort = async () => Number(((await sentinels[0]!.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as string[])[1]);
+    const clientPort = (n: RedisNode) => n.tlsPort ?? n.port;
     return {
       name,
       master,
       replica,
       sentinels,
-      url: `redis-sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}`,
+      url: certs
+        ? `rediss-sentinel://${sentinels.map((s) => `127.0.0.1:${clientPort(s)}`).join(',')}/${name}?tlsCaFile=${encodeURIComponent(certs.caFile)}`
+        : `redis-sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}`,
+      ...(certs ? { certs } : {}),
       masterPort,
       async failover(timeoutMs = 15_000) {
         const before = await masterPort();
-        const next = before === master.port ? replica : master;
+        const next = before === clientPort(master) ? replica : master;
         await until('SENTINEL FAILOVER accepted', timeoutMs, async () => ((await sentinels[0]!.command('SENTINEL', 'FAILOVER', name)) === 'OK' ? true : undefined));
-        await until('the other node promoted', timeoutMs, async () => ((await masterPort()) === next.port && /role:master/.test(String(await next.command('INFO', 'replication'))) ? true : undefined));
+        await until('the other node promoted', timeoutMs, async () => ((await masterPort()) === clientPort(next) && /role:master/.test(String(await next.command('INFO', 'replication'))) ? true : undefined));
         return next;
       },
       destroy: () => stopAll(nodes, dir),
@@ -181,8 +229,10 @@ export async function startSentinelTopology(name = 'mymaster'): Promise<Sentinel
 
 export interface ClusterTopology {
   nodes: RedisNode[];
-  /** redis-cluster://127.0.0.1:p1,…,127.0.0.1:p6 */
+  /** redis-cluster://127.0.0.1:p1,…,127.0.0.1:p6 (TLS: rediss-cluster://… on the TLS ports, ?tlsCaFile=…) */
   url: string;
+  /** TLS topologies: the certificates */
+  certs?: TestCerts;
   startupNodes: { host: string; port: number }[];
   /** the node serving the slot of a key, as the cluster reports it */
   masterOf(key: string): Promise<RedisNode>;
@@ -191,17 +241,24 @@ export interface ClusterTopology {
   destroy(): Promise<void>;
 }
 
-export async function startClusterTopology(): Promise<ClusterTopology> {
+/** opts.tls: every node also listens with TLS on a second port, the one the topology's URL uses;
+ * the bus and replication run over TLS (tls-cluster yes: the nodes announce their TLS ports). */
+export async function startClusterTopology(opts: { tls?: boolean } = {}): Promise<ClusterTopology> {
   hookExit();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-cluster-'));
   dirs.add(dir);
   const nodes: RedisNode[] = [];
   try {
+    const certs = opts.tls ? makeTestCerts(dir) : undefined;
     const ports: number[] = [];
+    const tlsPorts: number[] = [];
     for (let i = 0; i < 6; i++) ports.push(await freePort());
-    nodes.push(...(await Promise.all(ports.map((p) => startNode(dir, p, `cluster-enabled yes\ncluster-config-file nodes-${p}.conf\ncluster-node-timeout 1000\ncluster-replica-validity-factor 0\nrepl-diskless-sync-delay 0`)))));
+    if (certs) for (let i = 0; i < 6; i++) tlsPorts.push(await freePort());
+    const base = (p: number) => `cluster-enabled yes\ncluster-config-file nodes-${p}.conf\ncluster-node-timeout 1000\ncluster-replica-validity-factor 0\nrepl-diskless-sync-delay 0`;
+    nodes.push(...(await Promise.all(ports.map((p, i) => (certs ? startNode(dir, p, `${base(p)}\n${tlsConf(certs, tlsPorts[i]!, true)}`, false, tlsPorts[i]) : startNode(dir, p, base(p)))))));
+    const createArgs = certs ? ['--tls', '--cacert', certs.caFile, '--cluster', 'create', ...tlsPorts.map((p) => `127.0.0.1:${p}`)] : ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`)];
     await new Promise<void>((resolve, reject) => {
-      const cli = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const cli = spawn('redis-cli', [...createArgs, '--cluster-replicas', '1', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(cli);
       let out = '';
       cli.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -228,14 +285,15 @@ export async function startClusterTopology(): Promise<ClusterTopology> {
     };
     return {
       nodes,
-      url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
-      startupNodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+      url: certs ? `rediss-cluster://${tlsPorts.map((p) => `127.0.0.1:${p}`).join(',')}?tlsCaFile=${encodeURIComponent(certs.caFile)}` : `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+      ...(certs ? { certs } : {}),
+      startupNodes: (certs ? tlsPorts : ports).map((port) => ({ host: '127.0.0.1', port })),
       masterOf,
       async killMaster(node, timeoutMs = 20_000) {
         const replicaPort = await until('its replica', 5_000, async () => {
           for (const n of nodes) {
             if (n === node) continue;
-            if (new RegExp(`master_host:127\\.0\\.0\\.1\\s+master_port:${node.port}\\b`).test(String(await n.command('INFO', 'replication')))) return n.port;
+            if (new RegExp(`master_host:127\\.0\\.0\\.1\\s+master_port:(?:${node.port}|${node.tlsPort ?? node.port})\\b`).test(String(await n.command('INFO', 'replication')))) return n.port;
           }
           return undefined;
         });

@@ -78,6 +78,7 @@ describe('redis-cluster', () => {
       username: 'u',
       password: 'p@ss',
       connectTimeoutMs: 800,
+      tls: undefined,
     });
     assert.throws(() => parseRedisClusterUrl('redis-cluster://:pw@h1:1/0'), (e: Error) => /no databases/.test(e.message) && e.message.includes(':***@'));
     const { conn } = db;

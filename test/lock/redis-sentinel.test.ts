@@ -71,6 +71,7 @@ describe('redis-sentinel', () => {
       sentinelPassword: 'x',
       db: 2,
       connectTimeoutMs: 5_000,
+      tls: undefined,
     });
     assert.throws(() => parseRedisSentinelUrl('redis-sentinel://:pw@h1:1,h2:2'), (e: Error) => /master name/.test(e.message) && !e.message.includes('pw@') && e.message.includes(':***@'));
     const { conn } = db;

@@ -72,7 +72,7 @@ describe('redis-lock with no LOCKS_URL on MariaDB', { skip: mysql ? false : 'DAT
 });
 
 test('LOCKS_URL schemes: the supported ones are accepted, any other is refused with the list', () => {
-  for (const url of ['redis://h', 'rediss://h', 'redis-sentinel://h:26379/mymaster', 'redis-cluster://a,b', 'redlock://a,b,c', 'etcd://h:2379', 'postgres://u@h/db', 'postgresql://u@h/db']) {
+  for (const url of ['redis://h', 'rediss://h', 'redis-sentinel://h:26379/mymaster', 'rediss-sentinel://h:26379/mymaster', 'redis-cluster://a,b', 'rediss-cluster://a,b', 'redlock://a,b,c', 'etcd://h:2379', 'postgres://u@h/db', 'postgresql://u@h/db']) {
     assert.equal(loadConfig({ LOCKS_URL: url }).locksUrl, url);
   }
   assert.throws(() => loadConfig({ LOCKS_URL: 'zookeeper://h' }), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => /LOCKS_URL/.test(p) && /redis-sentinel/.test(p) && /etcd/.test(p)));
@@ -84,4 +84,6 @@ test('LOCKS_URL schemes: the supported ones are accepted, any other is refused w
 test('the dispatch: an unknown scheme is a clear "unsupported LOCKS_URL scheme" error listing the supported ones', async () => {
   await assert.rejects(lockOpener('zookeeper'), (err: unknown) => err instanceof UnsupportedLockSchemeError && /unsupported LOCKS_URL scheme "zookeeper:\/\/"/.test(err.message) && /redis-sentinel:\/\//.test(err.message));
   assert.equal(typeof (await lockOpener('rediss')), 'function');
+  assert.equal(await lockOpener('rediss-sentinel'), await lockOpener('redis-sentinel'));
+  assert.equal(await lockOpener('rediss-cluster'), await lockOpener('redis-cluster'));
 });

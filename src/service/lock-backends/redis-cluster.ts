@@ -1,10 +1,11 @@
 // LOCKS_URL=redis-cluster://[[user]:password@]host:port[,host:port…]
+// (rediss-cluster://…[?tlsCaFile=…&tlsCertFile=…&tlsKeyFile=…]: TLS to every node)
 // Locks on a Redis Cluster: every key of one lock (its epoch included) in one hash slot, so each
 // operation is one script on one node; the nodes listed are only where discovery starts.
 import { Cluster } from 'ioredis';
 import { createRedisClusterLockProvider, fromIoredisCluster } from '@allot/lock';
 import type { LockBackendContext, LockBackendOpener, OpenedLockBackend } from './types.ts';
-import { connectTimeout, maskMultiHostUrl, parseMultiHostUrl } from './multi-host-url.ts';
+import { checkParams, connectTimeout, maskMultiHostUrl, parseMultiHostUrl, TLS_PARAMS, tlsFiles, tlsOptions, type TlsFiles } from './multi-host-url.ts';
 import { connectWithin } from './bounded-connect.ts';
 
 export interface RedisClusterUrl {
@@ -13,14 +14,17 @@ export interface RedisClusterUrl {
   password: string | undefined;
   /** ?connectTimeoutMs=: bound on the first connection (default 5000) */
   connectTimeoutMs: number;
+  /** rediss-cluster://: TLS to every node (undefined: plain) */
+  tls: TlsFiles | undefined;
 }
 
 export function parseRedisClusterUrl(raw: string): RedisClusterUrl {
   const u = parseMultiHostUrl(raw, 6379);
   const shown = maskMultiHostUrl(raw);
-  if (u.scheme !== 'redis-cluster') throw new Error(`${shown}: expected the redis-cluster:// scheme`);
-  if (u.path.length > 0) throw new Error(`${shown}: a cluster has no databases or names: expected redis-cluster://host:port,host:port,…`);
-  return { nodes: u.hosts, username: u.username, password: u.password, connectTimeoutMs: connectTimeout(u.params, shown) };
+  if (u.scheme !== 'redis-cluster' && u.scheme !== 'rediss-cluster') throw new Error(`${shown}: expected the redis-cluster:// (or, with TLS, rediss-cluster://) scheme`);
+  if (u.path.length > 0) throw new Error(`${shown}: a cluster has no databases or names: expected ${u.scheme}://host:port,host:port,…`);
+  checkParams(u, ['connectTimeoutMs', ...TLS_PARAMS], shown);
+  return { nodes: u.hosts, username: u.username, password: u.password, connectTimeoutMs: connectTimeout(u.params, shown), tls: tlsFiles(u, u.scheme === 'rediss-cluster', shown) };
 }
 
 
@@ -28,6 +32,7 @@ export async function openRedisCluster(url: URL | string, ctx: LockBackendContex
   const raw = String(url);
   const displayUrl = maskMultiHostUrl(raw);
   const cfg = parseRedisClusterUrl(raw);
+  const tls = cfg.tls ? await tlsOptions(cfg.tls, displayUrl) : undefined;
   const cluster = new Cluster(cfg.nodes, {
     lazyConnect: true,
     enableOfflineQueue: true,
@@ -39,13 +44,14 @@ export async function openRedisCluster(url: URL | string, ctx: LockBackendContex
       maxRetriesPerRequest: 2,
       ...(cfg.username ? { username: cfg.username } : {}),
       ...(cfg.password ? { password: cfg.password } : {}),
+      ...(tls ? { tls } : {}),
     },
   });
   cluster.on('error', () => undefined);
   try {
     await connectWithin(cluster, cfg.connectTimeoutMs);
   } catch (error) {
-    throw new Error(`cannot reach the Redis Cluster at ${displayUrl} (LOCKS_URL): ${(error as Error).message}; check that the nodes listed run with cluster-enabled yes, that every slot is served (cluster_state:ok), and the password`);
+    throw new Error(`cannot reach the Redis Cluster at ${displayUrl} (LOCKS_URL): ${(error as Error).message}; check that the nodes listed run with cluster-enabled yes, that every slot is served (cluster_state:ok), and the password${tls ? "; over TLS, that the ports are the TLS ones (tls-cluster yes, so the nodes announce them) and that the CA (?tlsCaFile=) signed the nodes' certificates" : ''}`);
   }
   const provider = createRedisClusterLockProvider({ client: fromIoredisCluster(cluster), prefix: ctx.prefix, fenceAnchor: ctx.anchor, metrics: ctx.metrics, ...(ctx.onEvent ? { onEvent: ctx.onEvent } : {}) });
   return {
