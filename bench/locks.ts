@@ -422,27 +422,19 @@ async function run() {
   const pings: number[] = [];
   const prefixOf = (c: { name: string }) => `bench:${process.pid}:${c.name.replace(/\W+/g, '-')}:`;
   for (const c of contenders) results[c.name] = {};
-  const backends = await startBackends(skipped);
-  for (const b of backends) results[b.contender.name] = {};
   const loadBefore = os.loadavg();
-  // A bench-wide view of every contender: the comparison set on the single Redis, then the backends.
-  const everyone: { name: string; workers(n: number): Promise<Worker[]> }[] = [
-    ...contenders.map((c) => ({ name: c.name, workers: (n: number) => workers(c, redisUrl, prefixOf(c), n) })),
-    ...backends.map(({ contender: b }) => ({ name: b.name, workers: (n: number) => Promise.all(Array.from({ length: n }, () => b.worker(prefixOf(b)))) })),
-  ];
+  // Two phases. First the comparison set (allot in both modes and the peers, all on the single
+  // Redis) with no other server of the bench running; then allot's other backends, whose servers
+  // (3 etcd members with 50 ms heartbeats, 6 cluster nodes, 5 Sentinel processes, …) are started
+  // only then: their idle work would otherwise be noise in every single-Redis figure.
+  const comparison: { name: string; workers(n: number): Promise<Worker[]> }[] = contenders.map((c) => ({ name: c.name, workers: (n: number) => workers(c, redisUrl, prefixOf(c), n) }));
+  let backends: Started[] = [];
   try {
-    for (const { contender: b } of backends) {
-      try {
-        await b.prepare?.(prefixOf(b));
-      } catch (error) {
-        skipped[b.name] = `preparation failed: ${error instanceof Error ? error.message : String(error)}`;
-      }
-    }
     pings.push(await pingP50(redisUrl));
     log(`PING p50 ${round(pings[0]!)} ms`);
     // Scenario-major order, so machine noise hits every library alike within a scenario.
     for (const waiters of SCENARIOS.has('handover') ? [1, 8] : []) {
-      for (const c of everyone) {
+      for (const c of comparison) {
         if (skipped[c.name]) continue;
         log(`${c.name}: handover with ${waiters} waiter(s)`);
         const ws = await c.workers(waiters + 1);
@@ -523,8 +515,37 @@ async function run() {
         };
       }
     }
+    for (const c of SCENARIOS.has('fairness') ? contenders : []) {
+      log(`${c.name}: fairness, 8 workers, ${FAIRNESS_SECONDS} s`);
+      const ws = await workers(c, redisUrl, prefixOf(c), 8);
+      const f = await contend(ws, 'fairness', FAIRNESS_SECONDS);
+      await closeAll(ws);
+      const max = Math.max(...f.counts);
+      results[c.name]!.fairness = { perWorker: f.counts, minMaxRatio: max > 0 ? round(Math.min(...f.counts) / max) : 0, failures: f.failures, violations: f.violations };
+    }
+    // Phase two: allot's other backends, their servers started now.
+    backends = await startBackends(skipped);
+    for (const b of backends) results[b.contender.name] = {};
+    const others: { name: string; workers(n: number): Promise<Worker[]> }[] = backends.map(({ contender: b }) => ({ name: b.name, workers: (n: number) => Promise.all(Array.from({ length: n }, () => b.worker(prefixOf(b)))) }));
+    for (const { contender: b } of backends) {
+      try {
+        await b.prepare?.(prefixOf(b));
+      } catch (error) {
+        skipped[b.name] = `preparation failed: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    }
+    for (const waiters of SCENARIOS.has('handover') ? [1, 8] : []) {
+      for (const c of others) {
+        if (skipped[c.name]) continue;
+        log(`${c.name}: handover with ${waiters} waiter(s)`);
+        const ws = await c.workers(waiters + 1);
+        const h = await contend(ws, `handover:${waiters}`, SECONDS, true);
+        await closeAll(ws);
+        results[c.name]![`handover_${waiters}w`] = { p50Ms: round(percentile(h.handovers, 50)), p99Ms: round(percentile(h.handovers, 99)), samples: h.handovers.length, failures: h.failures, violations: h.violations };
+      }
+    }
     // allot's other backends: uncontended with the same worker and key counts (no Redis CPU figure).
-    for (const c of SCENARIOS.has('uncontended') ? everyone.slice(contenders.length) : []) {
+    for (const c of SCENARIOS.has('uncontended') ? others : []) {
       if (skipped[c.name]) continue;
       log(`${c.name}: uncontended warm-up + ${BACKEND_UNCONTENDED_ROUNDS} rounds`);
       const ws = await c.workers(UNCONTENDED_WORKERS);
@@ -540,14 +561,6 @@ async function run() {
       }
       await closeAll(ws);
       results[c.name]!.uncontended = { opsPerSec: round(mean(ops), 1), rounds: ops.map((x) => round(x, 1)), clientCpuUsPerOp: round(mean(clientUs), 1), redisCpuUsPerOp: NaN, failures };
-    }
-    for (const c of SCENARIOS.has('fairness') ? contenders : []) {
-      log(`${c.name}: fairness, 8 workers, ${FAIRNESS_SECONDS} s`);
-      const ws = await workers(c, redisUrl, prefixOf(c), 8);
-      const f = await contend(ws, 'fairness', FAIRNESS_SECONDS);
-      await closeAll(ws);
-      const max = Math.max(...f.counts);
-      results[c.name]!.fairness = { perWorker: f.counts, minMaxRatio: max > 0 ? round(Math.min(...f.counts) / max) : 0, failures: f.failures, violations: f.violations };
     }
   } finally {
     await Promise.all(backends.map((b) => b.stop().catch((error: unknown) => log(`stopping ${b.contender.name}: ${String(error)}`))));
@@ -678,7 +691,7 @@ function markdown(data: Data): string {
     "Handover = the previous holder starts release() → a waiting worker's acquire resolves; in the handover runs a worker that released waits until another worker took the lock before it contends again, so every release is a real handover. Throughput and fairness runs let workers re-contend at once (barging allowed).",
     `Contended and uncontended throughput: the comparison (allot, allot (fair), redis-semaphore, redlock, all on the one single Redis) runs ${RUNS} times (BENCH_LOCK_RUNS); the table shows each library's median over the runs and the ratios section the median and spread of the per-run ratios.`,
     `Uncontended = ${UNCONTENDED_WORKERS} workers, each cycling through its own slice of ${UNCONTENDED_KEYS.toLocaleString('en')} keys (acquire + release pairs, no two workers share a key; allot's fence included). In each run every library first runs an untimed ${WARMUP_SECONDS} s warm-up, then ${UNCONTENDED_ROUNDS} rounds of ${UNCONTENDED_SECONDS} s in mirrored order (A B C D D C B A …); a run's figure is the mean of its rounds. allot's other backends: a warm-up, then ${BACKEND_UNCONTENDED_ROUNDS} rounds of ${UNCONTENDED_SECONDS} s, once. CPU µs/op = CPU time per acquire+release pair of the client process (which also runs the bench loop) and of the Redis server (INFO cpu; single Redis only).`,
-    "allot's other backends, each on throwaway loopback servers started by the test helpers, default (non-fair) mode, in-memory fence anchor where one is needed: allot sentinel = 1 master + 1 replica + 3 sentinels (the client follows the master; failover guard on); allot cluster = 6 nodes (3 masters + 3 replicas, ioredis Cluster client per worker); allot redlock×3 = allot's Redlock provider over 3 independent Redis servers; allot etcd×3 = a 3-member etcd 3.4 cluster (data in /dev/shm); allot postgres = PostgreSQL 15 advisory locks (pg pool of 2 per worker).",
+    "allot's other backends, measured after the comparison set (their servers are started only then, so their idle work is not noise in the single-Redis figures), each on throwaway loopback servers started by the test helpers, default (non-fair) mode, in-memory fence anchor where one is needed: allot sentinel = 1 master + 1 replica + 3 sentinels (the client follows the master; failover guard on); allot cluster = 6 nodes (3 masters + 3 replicas, ioredis Cluster client per worker); allot redlock×3 = allot's Redlock provider over 3 independent Redis servers; allot etcd×3 = a 3-member etcd 3.4 cluster (data in /dev/shm); allot postgres = PostgreSQL 15 advisory locks (pg pool of 2 per worker).",
     '',
     `| metric | ${names.join(' | ')} |`,
     `|---|${names.map(() => '---:').join('|')}|`,
