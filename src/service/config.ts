@@ -6,7 +6,7 @@ import { DEFAULT_STRATEGY, strategyNames } from '../strategies/index.ts';
 import { REDIS_LOCK_STRATEGY } from '../strategies/redis-lock.ts';
 
 /** LOCKS_URL schemes (src/service/locks.ts serves each from src/service/lock-backends/). */
-export const LOCK_URL_SCHEMES = ['redis', 'rediss', 'redis-sentinel', 'rediss-sentinel', 'redis-cluster', 'rediss-cluster', 'redlock', 'etcd', 'postgres', 'postgresql'] as const;
+export const LOCK_URL_SCHEMES = ['redis', 'rediss', 'redis-sentinel', 'rediss-sentinel', 'redis-cluster', 'rediss-cluster', 'redlock', 'etcd', 'etcds', 'postgres', 'postgresql'] as const;
 
 export interface Config {
   port: number;
@@ -74,7 +74,7 @@ export const SETTINGS = [
   ['REDIS_URL', '(none)', 'Redis for distributed locks (the redis-lock strategy) when LOCKS_URL is not set'],
   ['ALLOT_REDIS_ATOMIC_MODE', 'durable', 'when the redis-atomic strategy answers 201: durable (after the SQL commit) or fast (after Redis; the claim reaches SQL behind the answer: docs/strategies.md states when one can be lost)'],
   ['ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX', '2000', 'redis-atomic fast mode: most claims of one instance answered 201 and not yet written to SQL; beyond it a claim waits for room (bounds memory and what a crash can lose)'],
-  ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel:// (rediss-sentinel://), redis-cluster:// (rediss-cluster://), redlock://, etcd:// or postgres:// (docs/locks.md)'],
+  ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel:// (rediss-sentinel://), redis-cluster:// (rediss-cluster://), redlock://, etcd:// (etcds://) or postgres:// (docs/locks.md)'],
   ['LOCKS_DOWN', 'degrade', 'while the lock backend is down, lock-based strategies run with the database guard only (degrade: still exactly-once) or answer 503 at once (refuse); /readyz answers 200 "degraded" or 503'],
   ['ALLOT_LOCK_PREFIX', 'allot:lock:', 'key prefix of lock keys in Redis (and name of the fence epoch sequence)'],
   ['ALLOT_ADMIN_TOKEN', '(generated at first start)', 'bearer token for /v1'],

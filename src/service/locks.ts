@@ -60,6 +60,7 @@ export const LOCK_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
   'rediss-cluster': 'redis-cluster',
   redlock: 'redlock',
   etcd: 'etcd',
+  etcds: 'etcd',
   postgres: 'postgres',
   postgresql: 'postgres',
 });

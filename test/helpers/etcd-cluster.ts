@@ -1,6 +1,9 @@
 // A throwaway 3-member etcd cluster on loopback for lock tests: temp data dirs (in /dev/shm when
 // present, so fsync is cheap), free ports, --initial-cluster, members stopped by PID.
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +26,8 @@ export interface EtcdMember {
 export interface EtcdCluster {
   members: EtcdMember[];
   endpoints: string[];
+  /** turns etcd authentication on with user root (role root) and this password */
+  enableAuth(password: string): Promise<void>;
   /** the current leader (asks each live member's /v3/maintenance/status) */
   leader(): Promise<EtcdMember>;
   /** SIGKILL (or SIGTERM) every member by PID and remove the data dirs */
@@ -34,10 +39,37 @@ interface StatusReply {
   leader?: string;
 }
 
-async function status(url: string): Promise<StatusReply> {
-  const res = await fetch(`${url}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1_000) });
-  if (!res.ok) throw new Error(`status ${res.status}`);
-  return (await res.json()) as StatusReply;
+/** TLS for the members' client URLs (https): files of a CA and a certificate for 127.0.0.1. */
+export interface EtcdTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** members require a client certificate signed by the CA (--client-cert-auth); the helper uses the server's */
+  clientCertAuth?: boolean;
+}
+
+/** POSTs a JSON body to a member (http or, with tls, https) and parses the reply. */
+function post<T>(url: string, body: string, tls: EtcdTls | undefined, timeoutMs = 1_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const u = new URL(url);
+    const opts: https.RequestOptions = { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, timeout: timeoutMs, agent: false };
+    if (tls) Object.assign(opts, { ca: readFileSync(tls.caFile), ...(tls.clientCertAuth ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } : {}) });
+    const req = (tls ? https : http).request(opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`${u.pathname} answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        try {
+          resolve(JSON.parse(text) as T);
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no reply within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export interface EtcdClusterOptions {
@@ -45,6 +77,10 @@ export interface EtcdClusterOptions {
   heartbeatMs?: number;
   electionMs?: number;
   startTimeoutMs?: number;
+  /** clients over TLS (https client URLs; the peers stay on http) */
+  tls?: EtcdTls;
+  /** --auth-token-ttl, seconds (etcd's default 300): how long an idle simple token lives */
+  authTokenTtlS?: number;
 }
 
 /** Starts a cluster; a member that exits during start (a port taken between probe and bind) is retried on new ports. */
@@ -69,9 +105,10 @@ async function startOnce(opts: EtcdClusterOptions): Promise<EtcdCluster> {
   const members: EtcdMember[] = [];
   const logs: string[][] = [];
   let spawnError: Error | undefined;
+  const status = (url: string) => post<StatusReply>(`${url}/v3/maintenance/status`, '{}', opts.tls);
   for (const s of specs) {
     const dataDir = join(root, s.name);
-    const clientUrl = `http://127.0.0.1:${s.clientPort}`;
+    const clientUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${s.clientPort}`;
     const peerUrl = `http://127.0.0.1:${s.peerPort}`;
     const log: string[] = [];
     logs.push(log);
@@ -92,6 +129,9 @@ async function startOnce(opts: EtcdClusterOptions): Promise<EtcdCluster> {
         '--log-level', 'error',
         '--logger', 'zap',
         '--enable-pprof=false',
+        ...(opts.tls ? ['--cert-file', opts.tls.certFile, '--key-file', opts.tls.keyFile] : []),
+        ...(opts.tls?.clientCertAuth ? ['--client-cert-auth', '--trusted-ca-file', opts.tls.caFile] : []),
+        ...(opts.authTokenTtlS !== undefined ? ['--auth-token-ttl', String(opts.authTokenTtlS)] : []),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -130,6 +170,12 @@ async function startOnce(opts: EtcdClusterOptions): Promise<EtcdCluster> {
   const cluster: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.clientUrl),
+    async enableAuth(password) {
+      const url = members[0]!.clientUrl;
+      await post(`${url}/v3/auth/user/add`, JSON.stringify({ name: 'root', password }), opts.tls);
+      await post(`${url}/v3/auth/user/grant`, JSON.stringify({ user: 'root', role: 'root' }), opts.tls);
+      await post(`${url}/v3/auth/enable`, '{}', opts.tls);
+    },
     async leader() {
       for (const m of members) {
         if (m.pid() === undefined) continue;
@@ -166,8 +212,8 @@ async function startOnce(opts: EtcdClusterOptions): Promise<EtcdCluster> {
       try {
         await cluster.leader();
         // A write must commit (the cluster accepts proposals), not only elect.
-        const res = await fetch(`${members[0]!.clientUrl}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('allot-boot').toString('base64'), value: '' }), signal: AbortSignal.timeout(2_000) });
-        if (res.ok) break;
+        await post(`${members[0]!.clientUrl}/v3/kv/put`, JSON.stringify({ key: Buffer.from('allot-boot').toString('base64'), value: '' }), opts.tls, 2_000);
+        break;
       } catch {
         // not ready yet
       }

@@ -236,7 +236,10 @@ describe('etcd lock faults', () => {
       await opened.close();
     }
     assert.deepEqual(parseEtcdUrl('etcd://a,b:2380').endpoints, ['http://a:2379', 'http://b:2380']);
-    assert.throws(() => parseEtcdUrl('etcd://u:secret@a:2379'), (e: Error) => !e.message.includes('secret') && /authentication/.test(e.message));
+    assert.deepEqual(parseEtcdUrl('etcd://u:s%40cret@a:2379').auth, { username: 'u', password: 's@cret' });
+    assert.throws(() => parseEtcdUrl('etcd://u@a:2379'), (e: Error) => /takes a user and a password/.test(e.message));
+    assert.throws(() => parseEtcdUrl('etcd://u:secret@a:2379?tlsCaFile=/ca.pem'), (e: Error) => !e.message.includes('secret') && /tlsCaFile needs TLS: use the etcds:\/\/ scheme/.test(e.message));
+    assert.deepEqual(parseEtcdUrl('etcds://a,b:2380?tlsCaFile=%2Fca.pem').endpoints, ['https://a:2379', 'https://b:2380']);
     await assert.rejects(openEtcd('etcd://127.0.0.1:1?connectTimeoutMs=300', ctx), /cannot reach the etcd cluster at etcd:\/\/127\.0\.0\.1:1\?connectTimeoutMs=300 \(LOCKS_URL\)/);
   });
 });

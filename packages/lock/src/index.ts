@@ -31,7 +31,7 @@ export { createRedlockProvider, type RedlockProviderOptions } from './redlock/re
 export { QuorumError, type NodeCause } from './redlock/errors.ts';
 export { EtcdLockBackend, type EtcdLockBackendOptions } from './etcd/etcd-backend.ts';
 export { createEtcdLockProvider, type EtcdLockProviderOptions } from './etcd/etcd-provider.ts';
-export { EtcdClient, EtcdUnavailableError, EtcdRequestError, type EtcdClientOptions } from './etcd/etcd-client.ts';
+export { EtcdClient, EtcdUnavailableError, EtcdRequestError, EtcdAuthError, type EtcdClientOptions } from './etcd/etcd-client.ts';
 // caller-chosen identity and adoption (provider.adopt), renewal control; Mutex lives in @allot/lock/compat
 export type { AdoptOptions } from './options.ts';
 export { FENCE_REVISION_BITS as ETCD_FENCE_REVISION_BITS } from './etcd/etcd-backend.ts';

@@ -69,12 +69,12 @@ export interface TlsFiles {
 
 /**
  * The TLS settings of a multi-host URL: undefined for the plain scheme (which refuses tls*
- * parameters), the files named for the TLS one. A certificate needs its key and the reverse.
+ * parameters, naming tlsScheme, its TLS form), the files named for the TLS one. A certificate needs its key and the reverse.
  */
-export function tlsFiles(u: MultiHostUrl, tls: boolean, shown: string): TlsFiles | undefined {
+export function tlsFiles(u: MultiHostUrl, tls: boolean, shown: string, tlsScheme = u.scheme.replace(/^redis-/, 'rediss-')): TlsFiles | undefined {
   const given = TLS_PARAMS.filter((p) => u.params.has(p));
   if (!tls) {
-    if (given.length > 0) throw new Error(`${shown}: ${given.join(', ')} need${given.length === 1 ? 's' : ''} TLS: use the ${u.scheme.replace(/^redis-/, 'rediss-')}:// scheme`);
+    if (given.length > 0) throw new Error(`${shown}: ${given.join(', ')} need${given.length === 1 ? 's' : ''} TLS: use the ${tlsScheme}:// scheme`);
     return undefined;
   }
   for (const p of given) if (!u.params.get(p)) throw new Error(`${shown}: ${p} must name a file`);

@@ -38,6 +38,10 @@ interface Entry {
   watched: string | undefined;
   /** the predecessor was deleted: in the usual FIFO flow this waiter is now first */
   predGone?: boolean;
+  /** watches of this waiter that failed in a row (reset when one reports a deletion) */
+  watchFailures?: number;
+  /** a delayed wake-up after a failed watch */
+  rewatch?: NodeJS.Timeout | undefined;
 }
 
 interface TxnReply {
@@ -429,18 +433,27 @@ export class EtcdLockBackend implements LockBackend {
         e.watch = undefined;
         e.watched = undefined;
         e.predGone = true;
+        e.watchFailures = 0;
         this.#wake(e);
       },
-      // A broken stream (member killed, compaction): wake the waiter, its next attempt watches again.
+      // A broken stream (member killed, compaction): wake the waiter, its next attempt watches
+      // again. At once the first time; after failures in a row (a watch refused every time:
+      // permissions, TLS), after a delay that doubles up to recheckMs, not in a tight loop.
       onError: () => {
         e.watch = undefined;
         e.watched = undefined;
-        if (!this.#closed) this.#wake(e);
+        if (this.#closed) return;
+        const n = (e.watchFailures = (e.watchFailures ?? 0) + 1);
+        if (n === 1) return this.#wake(e);
+        clearTimeout(e.rewatch);
+        e.rewatch = setTimeout(() => this.#wake(e), Math.min(this.#recheckMs, 10 * 2 ** Math.min(n - 2, 10)));
+        e.rewatch.unref();
       },
     });
   }
 
   #unwatch(e: Entry): void {
+    clearTimeout(e.rewatch);
     e.watch?.close();
     e.watch = undefined;
     e.watched = undefined;

@@ -1,6 +1,8 @@
 // A minimal etcd v3 client over the JSON gateway that etcd 3.4 serves at /v3/* (no gRPC
-// dependency): unary calls with fail-over across endpoints, and streaming watches.
+// dependency): unary calls with fail-over across endpoints, and streaming watches; plain http or
+// TLS (https, optionally with a client certificate), and etcd's user/password authentication.
 import http from 'node:http';
+import https from 'node:https';
 
 /** The gateway's int64s arrive as decimal strings; keys and values as base64. */
 export interface EtcdKv {
@@ -15,10 +17,21 @@ export interface EtcdHeader {
 }
 
 export interface EtcdClientOptions {
-  /** http://host:port of each member; a bare host:port means http */
+  /** http://host:port or https://host:port of each member (all one or the other); a bare host:port means http */
   endpoints: string[];
   /** one request on one endpoint; then the next endpoint is tried. Default 1500 ms. */
   requestTimeoutMs?: number;
+  /** https endpoints: the CA that signed the members' certificates (default: Node's trust store)
+   * and a client certificate with its key (members run with --client-cert-auth) */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /** etcd authentication (auth enabled): the client takes a token with /v3/auth/authenticate, sends
+   * it with every request, and takes a new one when etcd says the token is invalid (expired) */
+  auth?: { username: string; password: string };
+}
+
+/** etcd refused the user name or password (or authentication is not enabled). */
+export class EtcdAuthError extends Error {
+  override readonly name = 'EtcdAuthError';
 }
 
 /** Every endpoint failed for this call; causes lists each endpoint's failure. */
@@ -48,8 +61,13 @@ const RETRYABLE_MESSAGE = /no leader|leader changed|request timed out|not capabl
 
 export function normalizeEndpoint(e: string): URL {
   const u = new URL(/^[a-z]+:\/\//i.test(e) ? e : `http://${e}`);
-  if (u.protocol !== 'http:') throw new RangeError(`etcd endpoint ${e}: only http:// is supported by the JSON gateway client`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new RangeError(`etcd endpoint ${e}: only http:// and https:// are supported by the JSON gateway client`);
   return u;
+}
+
+/** gRPC code 16 (unauthenticated) and the messages etcd gives an expired or unknown token. */
+function tokenRefused(e: EtcdRequestError): boolean {
+  return e.grpcCode === 16 || /invalid auth token|user name is empty/i.test(e.message);
 }
 
 export interface WatchHandle {
@@ -68,19 +86,76 @@ export class EtcdClient {
   /** the cluster id in the latest reply: a rebuilt cluster (its revisions restart) has a new one */
   clusterId: string | undefined;
   readonly #timeoutMs: number;
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  readonly #tls: boolean;
+  readonly #agent: http.Agent;
+  /** TLS settings (ca, cert, key) for the watches, which take a connection each (a long-lived stream) */
+  readonly #watchAgentOptions: https.AgentOptions;
+  readonly #auth: EtcdClientOptions['auth'];
   readonly #watches = new Set<http.ClientRequest>();
+  #token: string | undefined;
+  #authenticating: Promise<string> | undefined;
   #current = 0;
   #closed = false;
 
   constructor(opts: EtcdClientOptions) {
     if (!opts.endpoints.length) throw new RangeError('etcd: at least one endpoint is required');
     this.endpoints = opts.endpoints.map(normalizeEndpoint);
+    this.#tls = this.endpoints[0]!.protocol === 'https:';
+    if (this.endpoints.some((e) => (e.protocol === 'https:') !== this.#tls)) throw new RangeError('etcd: the endpoints must be all http:// or all https://');
+    if (opts.tls && !this.#tls) throw new RangeError('etcd: TLS options need https:// endpoints');
     this.#timeoutMs = opts.requestTimeoutMs ?? 1_500;
+    const t = opts.tls ?? {};
+    this.#watchAgentOptions = { ...(t.ca ? { ca: t.ca } : {}), ...(t.cert ? { cert: t.cert } : {}), ...(t.key ? { key: t.key } : {}) };
+    this.#agent = this.#tls ? new https.Agent({ keepAlive: true, maxSockets: 32, ...this.#watchAgentOptions }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.#auth = opts.auth;
   }
 
-  /** POSTs body to path, starting at the endpoint that answered last and failing over on connection errors. */
+  #request(options: https.RequestOptions, cb: (res: http.IncomingMessage) => void): http.ClientRequest {
+    return this.#tls ? https.request(options, cb) : http.request(options, cb);
+  }
+
+  /** The token to send (authenticating first when there is none yet); undefined without auth. */
+  async #currentToken(signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.#auth) return undefined;
+    return this.#token ?? (await this.#authenticate(signal));
+  }
+
+  /** One authentication at a time; a refused one is an EtcdAuthError, not retried. */
+  #authenticate(signal?: AbortSignal): Promise<string> {
+    this.#authenticating ??= this.#unary<{ token?: string }>('/v3/auth/authenticate', { name: this.#auth!.username, password: this.#auth!.password }, signal, undefined)
+      .then(
+        (r) => {
+          if (!r.token) throw new EtcdAuthError(`etcd authentication for user "${this.#auth!.username}" returned no token: is auth enabled on the cluster (etcdctl auth enable)?`);
+          this.#token = r.token;
+          return r.token;
+        },
+        (error: unknown) => {
+          if (error instanceof EtcdRequestError) throw new EtcdAuthError(`etcd refused user "${this.#auth!.username}": ${error.message}`);
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.#authenticating = undefined;
+      });
+    return this.#authenticating;
+  }
+
+  /**
+   * POSTs body to path, starting at the endpoint that answered last and failing over on
+   * connection errors. With auth, a token etcd no longer knows (expired) is replaced once.
+   */
   async call<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const token = await this.#currentToken(signal);
+    try {
+      return await this.#unary<T>(path, body, signal, token);
+    } catch (error) {
+      if (!(token !== undefined && error instanceof EtcdRequestError && tokenRefused(error))) throw error;
+      if (this.#token === token) this.#token = undefined;
+      return this.#unary<T>(path, body, signal, await this.#currentToken(signal));
+    }
+  }
+
+  async #unary<T>(path: string, body: unknown, signal: AbortSignal | undefined, token: string | undefined): Promise<T> {
     // A streaming RPC takes one JSON message per line; its replies come back one per line.
     const multi = (body as { [MULTI]?: unknown[] } | null)?.[MULTI];
     const payload = multi ? multi.map((m) => JSON.stringify(m)).join('\n') : JSON.stringify(body);
@@ -92,7 +167,7 @@ export class EtcdClient {
       signal?.throwIfAborted();
       const idx = (start + i) % n;
       try {
-        const out = await this.#post<T>(this.endpoints[idx]!, path, payload, signal, multi !== undefined);
+        const out = await this.#post<T>(this.endpoints[idx]!, path, payload, signal, multi !== undefined, token);
         this.#current = idx;
         return out;
       } catch (error) {
@@ -116,10 +191,13 @@ export class EtcdClient {
     return out;
   }
 
-  #post<T>(endpoint: URL, path: string, payload: string, signal: AbortSignal | undefined, multi = false): Promise<T> {
+  #post<T>(endpoint: URL, path: string, payload: string, signal: AbortSignal | undefined, multi: boolean, token: string | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const req = http.request(
-        { host: endpoint.hostname, port: endpoint.port, path, method: 'POST', agent: this.#agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: this.#timeoutMs },
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
+      // the gateway passes Authorization on as the request's token
+      if (token !== undefined) headers.authorization = token;
+      const req = this.#request(
+        { host: endpoint.hostname, port: endpoint.port, path, method: 'POST', agent: this.#agent, headers, timeout: this.#timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -167,6 +245,9 @@ export class EtcdClient {
    */
   watchDelete(key: string, startRevision: bigint, cb: WatchCallbacks): WatchHandle {
     let settled = false;
+    // Without a token yet (auth, before the first call) or with a refused one, the stream fails
+    // and the caller re-checks through call(), which authenticates.
+    const token = this.#token;
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
@@ -176,7 +257,9 @@ export class EtcdClient {
     };
     const endpoint = this.endpoints[this.#current]!;
     const payload = JSON.stringify({ create_request: { key, start_revision: startRevision.toString(), filters: ['NOPUT'] } });
-    const req = http.request({ host: endpoint.hostname, port: endpoint.port, path: '/v3/watch', method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+    if (token !== undefined) headers.authorization = token;
+    const req = this.#request({ host: endpoint.hostname, port: endpoint.port, path: '/v3/watch', method: 'POST', agent: false, ...this.#watchAgentOptions, headers }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return finish(() => {
@@ -200,8 +283,19 @@ export class EtcdClient {
             return finish(() => cb.onError(new Error('unparsable watch message')));
           }
           const r = msg.result;
-          if (!r || msg.error !== undefined) return finish(() => cb.onError(new Error(`watch error: ${JSON.stringify(msg.error)}`)));
-          if (r.canceled) return finish(() => cb.onError(new Error(`watch canceled: ${r.cancel_reason ?? `compacted at ${r.compact_revision}`}`)));
+          // An expired token ends the stream (an error, or a canceled watch naming it): the next
+          // call() takes a new one, and the caller's re-check goes through call().
+          const refused = (why: unknown) => {
+            if (token !== undefined && this.#token === token && /invalid auth token/i.test(JSON.stringify(why))) this.#token = undefined;
+          };
+          if (!r || msg.error !== undefined) {
+            refused(msg.error);
+            return finish(() => cb.onError(new Error(`watch error: ${JSON.stringify(msg.error)}`)));
+          }
+          if (r.canceled) {
+            refused(r.cancel_reason);
+            return finish(() => cb.onError(new Error(`watch canceled: ${r.cancel_reason ?? `compacted at ${r.compact_revision}`}`)));
+          }
           // NOPUT filter: any event is a deletion (the gateway omits type for the zero value PUT).
           if (r.events?.some((e) => e.type === 'DELETE')) return finish(() => cb.onDelete());
         }
