@@ -429,12 +429,10 @@ async function run() {
   // only then: their idle work would otherwise be noise in every single-Redis figure.
   const comparison: { name: string; workers(n: number): Promise<Worker[]> }[] = contenders.map((c) => ({ name: c.name, workers: (n: number) => workers(c, redisUrl, prefixOf(c), n) }));
   let backends: Started[] = [];
-  try {
-    pings.push(await pingP50(redisUrl));
-    log(`PING p50 ${round(pings[0]!)} ms`);
-    // Scenario-major order, so machine noise hits every library alike within a scenario.
+  /** the handover scenario (1 and 8 waiters) for each of list, waiter count-major */
+  const handovers = async (list: { name: string; workers(n: number): Promise<Worker[]> }[]) => {
     for (const waiters of SCENARIOS.has('handover') ? [1, 8] : []) {
-      for (const c of comparison) {
+      for (const c of list) {
         if (skipped[c.name]) continue;
         log(`${c.name}: handover with ${waiters} waiter(s)`);
         const ws = await c.workers(waiters + 1);
@@ -443,6 +441,12 @@ async function run() {
         results[c.name]![`handover_${waiters}w`] = { p50Ms: round(percentile(h.handovers, 50)), p99Ms: round(percentile(h.handovers, 99)), samples: h.handovers.length, failures: h.failures, violations: h.violations };
       }
     }
+  };
+  try {
+    pings.push(await pingP50(redisUrl));
+    log(`PING p50 ${round(pings[0]!)} ms`);
+    // Scenario-major order, so machine noise hits every library alike within a scenario.
+    await handovers(comparison);
     // The comparison (contended 8/64 workers, uncontended) RUNS times; medians over the runs.
     const perRun: Record<string, { c8: number[]; c64: number[]; unc: number[]; uncRounds: number[]; clientUs: number[]; redisUs: number[]; failures: Record<string, number>; violations: number; hold8: number[]; hold64: number[] }> = {};
     for (const c of contenders) perRun[c.name] = { c8: [], c64: [], unc: [], uncRounds: [], clientUs: [], redisUs: [], failures: { contended_8w: 0, contended_64w: 0, uncontended: 0 }, violations: 0, hold8: [], hold64: [] };
@@ -534,16 +538,7 @@ async function run() {
         skipped[b.name] = `preparation failed: ${error instanceof Error ? error.message : String(error)}`;
       }
     }
-    for (const waiters of SCENARIOS.has('handover') ? [1, 8] : []) {
-      for (const c of others) {
-        if (skipped[c.name]) continue;
-        log(`${c.name}: handover with ${waiters} waiter(s)`);
-        const ws = await c.workers(waiters + 1);
-        const h = await contend(ws, `handover:${waiters}`, SECONDS, true);
-        await closeAll(ws);
-        results[c.name]![`handover_${waiters}w`] = { p50Ms: round(percentile(h.handovers, 50)), p99Ms: round(percentile(h.handovers, 99)), samples: h.handovers.length, failures: h.failures, violations: h.violations };
-      }
-    }
+    await handovers(others);
     // allot's other backends: uncontended with the same worker and key counts (no Redis CPU figure).
     for (const c of SCENARIOS.has('uncontended') ? others : []) {
       if (skipped[c.name]) continue;

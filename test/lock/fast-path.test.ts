@@ -6,23 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackendLockProvider, FenceExhaustedError, FENCE_COUNTER_BITS, MemoryFenceAnchor, RedisLockBackend, type RedisClient } from '../../packages/lock/src/index.ts';
 import { lockScript } from '../../packages/lock/src/redis/scripts.ts';
-import { connect, redisUrl, uniquePrefix, type ClientKind } from './redis-harness.ts';
-
-/** Counts EVALSHA calls per script SHA. */
-function counting(client: RedisClient): { client: RedisClient; calls: Map<string, number> } {
-  const calls = new Map<string, number>();
-  return {
-    calls,
-    client: {
-      ...client,
-      kind: client.kind,
-      evalsha: (sha, keys, args) => {
-        calls.set(sha, (calls.get(sha) ?? 0) + 1);
-        return client.evalsha(sha, keys, args);
-      },
-    },
-  };
-}
+import { connect, counting, redisUrl, uniquePrefix, type ClientKind } from './redis-harness.ts';
 
 for (const kind of ['ioredis', 'node-redis'] as ClientKind[]) {
   describe(`uncontended fast path (${kind})`, () => {

@@ -27,6 +27,22 @@ export async function connect(kind: ClientKind, url: string): Promise<RedisClien
   return fromNodeRedis(c);
 }
 
+/** The client, counting its EVALSHA calls per script SHA. */
+export function counting(client: RedisClient): { client: RedisClient; calls: Map<string, number> } {
+  const calls = new Map<string, number>();
+  return {
+    calls,
+    client: {
+      ...client,
+      kind: client.kind,
+      evalsha: (sha, keys, args) => {
+        calls.set(sha, (calls.get(sha) ?? 0) + 1);
+        return client.evalsha(sha, keys, args);
+      },
+    },
+  };
+}
+
 export function redisHarness(kind: ClientKind): () => Promise<ContractHarness> {
   return async () => {
     const srv = await redisUrl();
