@@ -9,7 +9,7 @@ export interface IoredisLike {
   eval(script: string, numKeys: number, ...args: RedisArg[]): Promise<unknown>;
   script(subcommand: 'LOAD', script: string): Promise<unknown>;
   call(command: string, ...args: RedisArg[]): Promise<unknown>;
-  duplicate(override?: { enableOfflineQueue?: boolean; lazyConnect?: boolean }): IoredisSubscriberLike;
+  duplicate(override?: { enableOfflineQueue?: boolean; lazyConnect?: boolean; autoResubscribe?: boolean }): IoredisSubscriberLike;
   quit(): Promise<unknown>;
   /** called after quit: ioredis' quit() leaves a Sentinel client's failover-detector connections open */
   disconnect?(): void;
@@ -45,8 +45,11 @@ export function fromIoredis(client: IoredisLike): RedisClient {
       return client.call(String(name), ...rest);
     },
     duplicate: async () => {
-      const sub = client.duplicate({ enableOfflineQueue: true, lazyConnect: false });
-      return ioredisSubscriber(sub);
+      // The adapter resubscribes after a reconnection itself: ioredis' autoResubscribe sends the
+      // SUBSCRIBE from its ready handler and drops the promise, so a connection closed before the
+      // reply became an unhandled rejection.
+      const sub = client.duplicate({ enableOfflineQueue: true, lazyConnect: false, autoResubscribe: false });
+      return ioredisSubscriber(sub, true);
     },
     quit: async () => {
       await client.quit().catch(() => undefined);
@@ -114,20 +117,34 @@ export function fromIoredisCluster(cluster: IoredisClusterLike): RedisClient {
   };
 }
 
-function ioredisSubscriber(sub: IoredisSubscriberLike): RedisSubscriber {
+/** resubscribe: the connection was made without ioredis' autoResubscribe; the channels are
+ * subscribed again here after a reconnection, a failure reported as an error, never unhandled. */
+function ioredisSubscriber(sub: IoredisSubscriberLike, resubscribe = false): RedisSubscriber {
   const errorListeners: ((e: unknown) => void)[] = [];
   const reconnectListeners: (() => void)[] = [];
+  const channels = new Set<string>();
+  const reportError = (e: unknown) => errorListeners.forEach((l) => l(e));
   let readyOnce = false;
-  sub.on('error', (e: Error) => errorListeners.forEach((l) => l(e)));
+  sub.on('error', (e: Error) => reportError(e));
   sub.on('ready', () => {
-    if (readyOnce) reconnectListeners.forEach((l) => l());
+    if (readyOnce) {
+      if (resubscribe) for (const ch of channels) sub.subscribe(ch).catch(reportError);
+      reconnectListeners.forEach((l) => l());
+    }
     readyOnce = true;
   });
   return {
     subscribe: async (channel) => {
-      await sub.subscribe(channel);
+      channels.add(channel);
+      try {
+        await sub.subscribe(channel);
+      } catch (error) {
+        channels.delete(channel);
+        throw error;
+      }
     },
     unsubscribe: async (channel) => {
+      channels.delete(channel);
       await sub.unsubscribe(channel);
     },
     onMessage: (listener) => {
