@@ -103,7 +103,10 @@ export const SCENARIOS: readonly Scenario[] = [
       return [{ strategy: 'local-mutex', workers: 1 }, { strategy: 'local-mutex', workers: n }, ...SAFE.map((s) => ({ strategy: s, workers: n }))];
     },
     backends: ['postgres'],
-    thinkMs: 5,
+    // The read-then-write window of the unsafe strategy (safe ones never wait). 20 ms, so that the
+    // two processes' windows overlap even on a loaded machine: with 5 ms a CI run once had one
+    // process descheduled through the whole sell-out (20 units) and local-mutex oversold nothing.
+    thinkMs: 20,
     unsafe: ['local-mutex'],
   },
   {
