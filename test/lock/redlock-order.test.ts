@@ -67,4 +67,22 @@ describe('redlock: one acquisition, in order per node', () => {
     assert.equal(node0, lease.ownerId, "node 0 still A's");
     await lease.release();
   });
+
+  it("a node's late grant to a caller that won a majority stays its holding when it leaves that node's queue", async () => {
+    // A fair caller that wins nodes 0 and 1 leaves the queue of node 2, which answers late (its
+    // attempts take 300 ms) and grants it then. Freeing that grant (a give-back meant for a
+    // hand-off) let node 2's next fair waiter win it there and leave node 2's queue, so fair
+    // waiters were served out of order (the contract's FIFO test, in CI and under load).
+    const prefix = uniquePrefix('rl-late');
+    const c2 = nodes.clients[2]!;
+    const slow2: RedisClient = { ...c2, kind: c2.kind, evalsha: (sha, keys, args) => (sha === lockScript('acquireLock').sha ? delay(300).then(() => c2.evalsha(sha, keys, args)) : c2.evalsha(sha, keys, args)) };
+    const a = createRedlockProvider({ nodeNames: nodes.names, fenceAnchor: new MemoryFenceAnchor(), prefix, nodeTimeoutMs: 2_000, clients: [nodes.clients[0]!, nodes.clients[1]!, slow2] });
+    providers.push(a);
+    await (await a.acquire('warm', { fair: true })).release();
+    const lease = await a.acquire('k', { ttlMs: 10_000, fair: true });
+    await delay(700);
+    assert.equal(await nodes.redis[2]!.get(`${prefix}l:k`), lease.ownerId, "node 2's late grant kept");
+    await lease.release();
+    assert.equal(await nodes.redis[2]!.get(`${prefix}l:k`), null);
+  });
 });

@@ -276,9 +276,11 @@ export class RedisLockBackend implements LockBackend {
     await this.#run('refreshWaiter', key, [k.queue, k.leases], [ownerId, waiterTtlMs]);
   }
 
-  async leaveQueue(key: string, ownerId: string): Promise<void> {
+  /** giveBack (default true): a lock held under ownerId, handed to it while it was giving up, is
+   * released too (leaveQueue-6.lua); Redlock passes false for its nodes. */
+  async leaveQueue(key: string, ownerId: string, giveBack = true): Promise<void> {
     const k = this.keys(key);
-    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases, k.handoff, k.fence, k.epoch], [ownerId, k.channel, this.#ownerChannels, this.#guard, this.#fenceTtl]);
+    await this.#run('leaveQueue', key, [k.lock, k.queue, k.leases, k.handoff, k.fence, k.epoch], [ownerId, k.channel, this.#ownerChannels, this.#guard, this.#fenceTtl, giveBack ? '1' : '0']);
   }
 
   subscribe(key: string, onWake: (payload: string) => void): Promise<WakeSubscription> {

@@ -235,7 +235,7 @@ export class RedlockBackend implements LockBackend {
     if (!req.fair && !req.queued) return;
     outcomes.forEach((o, i) => {
       if (o.state === 'ok' && o.value.acquired) return;
-      this.#background(this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.leaveQueue(req.key, req.ownerId)));
+      this.#background(this.#inOrder(req.key, req.ownerId, i, () => this.#nodes[i]!.be.leaveQueue(req.key, req.ownerId, false)));
     });
   }
 
@@ -293,7 +293,7 @@ export class RedlockBackend implements LockBackend {
   }
 
   async leaveQueue(key: string, ownerId: string): Promise<void> {
-    await this.#everywhere(key, 'leaveQueue', (node) => node.be.leaveQueue(key, ownerId));
+    await this.#everywhere(key, 'leaveQueue', (node) => node.be.leaveQueue(key, ownerId, false));
   }
 
   async #everywhere(key: string, operation: string, op: (node: Node) => Promise<void>): Promise<void> {
