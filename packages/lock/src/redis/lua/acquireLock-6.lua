@@ -29,7 +29,7 @@
 --@include queueHead
 --@include enqueueWaiter
 --@include currentEpoch
---@include expireFence
+--@include nextFence
 local owner = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local fair = ARGV[3] == '1'
@@ -42,12 +42,11 @@ local epoch = currentEpoch(KEYS[3], ARGV[6] == '1')
 if not epoch then return {-3} end
 
 local function issue()
-  local counter = redis.call('INCR', KEYS[2])
-  if counter >= 1099511627776 then
+  local counter = nextFence(KEYS[2], KEYS[3], tonumber(ARGV[7]))
+  if not counter then
     redis.call('DEL', KEYS[1])
     return {-5}
   end
-  expireFence(KEYS[2], KEYS[3], tonumber(ARGV[7]))
   return {0, epoch, tostring(counter), ttl}
 end
 

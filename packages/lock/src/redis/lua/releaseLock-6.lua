@@ -16,7 +16,7 @@
 --@include nowMs
 --@include queueHead
 --@include currentEpoch
---@include expireFence
+--@include nextFence
 --@include wakeNext
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then

@@ -18,16 +18,15 @@
     {-5}                 fence counter exhausted for this epoch
 ]]
 --@include currentEpoch
---@include expireFence
+--@include nextFence
 local epoch = currentEpoch(KEYS[3], ARGV[3] == '1')
 if not epoch then return {-3} end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {-1, redis.call('PTTL', KEYS[1])}
 end
-local counter = redis.call('INCR', KEYS[2])
-if counter >= 1099511627776 then
+local counter = nextFence(KEYS[2], KEYS[3], tonumber(ARGV[4]))
+if not counter then
   redis.call('DEL', KEYS[1])
   return {-5}
 end
-expireFence(KEYS[2], KEYS[3], tonumber(ARGV[4]))
 return {0, epoch, counter}

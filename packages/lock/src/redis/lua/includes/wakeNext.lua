@@ -41,10 +41,9 @@ local function wakeNext(k, channel, ownerChannels, guard, fenceTtl)
   if ttl then
     local epoch = currentEpoch(k.epoch, guard)
     if epoch then
-      local counter = redis.call('INCR', k.fence)
-      if counter < 1099511627776 then
+      local counter = nextFence(k.fence, k.epoch, fenceTtl)
+      if counter then
         redis.call('SET', k.lock, head, 'PX', ttl)
-        expireFence(k.fence, k.epoch, fenceTtl)
         redis.call('LPOP', k.queue)
         redis.call('ZREM', k.leases, head)
         redis.call('HDEL', k.handoff, head)
