@@ -13,6 +13,18 @@ import { AllotService } from '../../src/service/service.ts';
 import { dialects } from '../helpers/dialects.ts';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
+
+/** Counts the runs of the store's transactional path (decide), which still runs it. */
+function spyTransactional(store: SqlClaimBatchStore): { calls: number } {
+  const spy = { calls: 0 };
+  const s = store as unknown as { decide: (...a: unknown[]) => Promise<unknown> };
+  const decide = s.decide.bind(store);
+  s.decide = (...a: unknown[]) => {
+    spy.calls++;
+    return decide(...a);
+  };
+  return spy;
+}
 const code = (body: unknown) => (body as { error?: { code?: string } }).error?.code;
 
 for (const d of dialects()) {
@@ -120,19 +132,22 @@ for (const d of dialects()) {
       assert.equal((await service.audit(id)).ok, true);
     });
 
-    test('keys the batch inserts: a key already present leaves its member out unchanged, a key twice in the batch goes in once, a refused member keeps its key running', async () => {
+    // Twice: with a key sent by two users in the batch (the transactional path decides it), and
+    // without (on PostgreSQL the whole batch is one statement: the transactional path is not run).
+    for (const twice of [true, false]) test(`keys the batch inserts: a key already present leaves its member out unchanged, ${twice ? 'a key twice in the batch goes in once, ' : ''}a refused member keeps its key running`, async () => {
       const id = await newCampaign({ stock: 10, perUserLimit: 1 });
       const db = service.db;
       const store = new SqlClaimBatchStore(db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));
+      const transactional = spyTransactional(store);
       // 'kx' was taken by another request; 'limited' already has its one claim.
       await sql`INSERT INTO idempotency_keys (campaign_id, idem_key, fingerprint, state, owner, locked_until, created_at) VALUES (${id}, 'kx', ${'f'.repeat(64)}, 'running', 'req-other', ${T0 + 10_000}, ${T0})`.execute(db);
       await service.claim(id, 'limited', null);
       const member = (user: string, key: string, owner: string): BatchMember => ({
-        claim: { id: `clm-${run}-t-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
+        claim: { id: `clm-${run}-t${twice ? 2 : 1}-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
         day: '2026-12-02',
         idempotencyKey: key,
         draw: null,
-        completion: { scope: id, key, owner, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-t-${user}` },
+        completion: { scope: id, key, owner, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-t${twice ? 2 : 1}-${user}` },
         takeKey: { fingerprint: 'a'.repeat(64), lockedUntil: T0 + 10_000, createdAt: T0 },
       });
       const verdicts = await store.commitBatch({ campaignId: id, prizeId: null }, { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' }, [
@@ -140,14 +155,58 @@ for (const d of dialects()) {
         member('x', 'kx', 'req-x'),
         member('limited', 'kl', 'req-l'),
         member('q', 'kq', 'req-q'),
-        member('r', 'kq', 'req-r'), // the same key as q, another request
+        ...(twice ? [member('r', 'kq', 'req-r')] : []), // the same key as q, another request
       ], 'all');
-      assert.deepEqual(verdicts?.map((v) => v.kind), ['issued', 'key_exists', 'user_limit', 'issued', 'key_exists']);
+      assert.deepEqual(verdicts?.map((v) => v.kind), ['issued', 'key_exists', 'user_limit', 'issued', ...(twice ? ['key_exists'] : [])]);
+      assert.equal(transactional.calls > 0, twice || d.backend === 'mysql', 'the transactional path ran');
       const keys = (await sql<{ idem_key: string; state: string; owner: string; status_code: number | null }>`SELECT idem_key, state, owner, status_code FROM idempotency_keys WHERE campaign_id = ${id} ORDER BY idem_key`.execute(db)).rows;
       assert.deepEqual(keys.map((k) => `${k.idem_key}:${k.state}:${k.owner}:${k.status_code ?? '-'}`), ['kl:running:req-l:-', 'kp:done:req-p:201', 'kq:done:req-q:201', 'kx:running:req-other:-']);
       const users = (await sql<{ user_id: string }>`SELECT user_id FROM claims WHERE campaign_id = ${id} ORDER BY user_id`.execute(db)).rows.map((r) => r.user_id);
       assert.deepEqual(users, ['limited', 'p', 'q'], 'x and r changed nothing');
       assert.equal((await service.getCampaign(id)).issued, 3);
+      assert.equal((await service.audit(id)).ok, true);
+    });
+
+    // A key the one-statement batch did not see in its snapshot, inserted by another request
+    // while the batch ran: the batch must not issue that member (its key is another request's).
+    // Real concurrency: PGlite runs one transaction at a time.
+    if (d.backend !== 'pglite') test('the store: a key another request inserts while the batch runs leaves its member out unchanged (the batch falls back, nothing half-done)', async () => {
+      const id = await newCampaign({ stock: 10, perUserLimit: 1 });
+      const db = service.db;
+      const store = new SqlClaimBatchStore(db, sqlDialect(d.backend === 'mysql' ? 'mysql' : 'pg'));
+      const member = (user: string, key: string): BatchMember => ({
+        claim: { id: `clm-${run}-race-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
+        day: '2026-12-02',
+        idempotencyKey: key,
+        draw: null,
+        completion: { scope: id, key, owner: `req-${user}`, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-race-${user}` },
+        takeKey: { fingerprint: 'a'.repeat(64), lockedUntil: T0 + 10_000, createdAt: T0 },
+      });
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let inserted!: () => void;
+      const keyIn = new Promise<void>((r) => (inserted = r));
+      // Another request inserts 'kr' and holds its transaction open.
+      const other = db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO idempotency_keys (campaign_id, idem_key, fingerprint, state, owner, locked_until, created_at) VALUES (${id}, 'kr', ${'f'.repeat(64)}, 'running', 'req-other', ${T0 + 10_000}, ${T0})`.execute(trx);
+        inserted();
+        await released;
+      });
+      await keyIn;
+      const batch = store.commitBatch({ campaignId: id, prizeId: null }, { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' }, [member('a', 'ka'), member('b', 'kr'), member('c', 'kc')], 'all');
+      // The batch is now waiting on 'kr' (its snapshot did not see it); the other request commits.
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      await other;
+      const verdicts = await batch;
+      assert.deepEqual(verdicts?.map((v) => v.kind), ['issued', 'key_exists', 'issued']);
+      const keys = (await sql<{ idem_key: string; state: string; owner: string }>`SELECT idem_key, state, owner FROM idempotency_keys WHERE campaign_id = ${id} ORDER BY idem_key`.execute(db)).rows;
+      assert.deepEqual(keys.map((k) => `${k.idem_key}:${k.state}:${k.owner}`), ['ka:done:req-a', 'kc:done:req-c', 'kr:running:req-other']);
+      const users = (await sql<{ user_id: string }>`SELECT user_id FROM claims WHERE campaign_id = ${id} ORDER BY user_id`.execute(db)).rows.map((r) => r.user_id);
+      assert.deepEqual(users, ['a', 'c'], 'b changed nothing');
+      const counted = (await sql<{ user_id: string }>`SELECT user_id FROM user_claims WHERE campaign_id = ${id} AND total > 0 ORDER BY user_id`.execute(db)).rows.map((r) => r.user_id);
+      assert.deepEqual(counted, ['a', 'c'], 'b was not counted');
+      assert.equal((await service.getCampaign(id)).issued, 2);
       assert.equal((await service.audit(id)).ok, true);
     });
 
