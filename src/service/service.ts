@@ -46,6 +46,10 @@ export interface ServiceOptions {
   strategies?: Partial<Omit<StrategyDeps, 'locks' | 'random' | 'redisAtomic'>> & { redisLock?: RedisLockStrategyOptions };
   /** The redis-atomic strategy's Redis and settings (default: a redis:// config.locksUrl, `durable`). */
   redisAtomic?: RedisAtomicOptions;
+  /** group-commit's batches: on PostgreSQL (and PGlite) a batch of claims whose keys it takes
+   * itself commits as ONE statement (default true); false runs every batch as a transaction of
+   * one statement per step, as on MariaDB (for side-by-side comparisons; see docs/strategies.md). */
+  groupCommit?: { oneStatement?: boolean };
   /** Run migrations with these options (the race lab's schema has no stock backstop). */
   migrationOptions?: { stockBackstop?: boolean };
   /** Run migrations on start (default true). */
@@ -217,7 +221,7 @@ export class AllotService {
           throw new AllotError('UNAVAILABLE', `${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check LOCKS_URL / REDIS_URL and that the lock backend is up`, { backend: 'locks' }, { cause: err });
         }))
         : openLocks(lockOpts));
-      const store = new SqlClaimStore(conn);
+      const store = new SqlClaimStore(conn, { batchOneStatement: opts.groupCommit?.oneStatement ?? true });
       const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
       const rail = opts.rail ?? railFromConfig(opts.config);
       return new AllotService(store, keys, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report, rail);

@@ -354,11 +354,11 @@ export class SqlClaimStore implements ClaimStore {
   /** Batches of claims in one transaction (the group-commit strategy). */
   readonly batch: ClaimBatchStore;
 
-  constructor(conn: SqlConnection) {
+  constructor(conn: SqlConnection, opts: { batchOneStatement?: boolean } = {}) {
     this.dialect = conn.dialect;
     this.sqlDialect = sqlDialect(conn.family);
     this.db = conn.db;
-    this.batch = new SqlClaimBatchStore(conn.db, this.sqlDialect);
+    this.batch = new SqlClaimBatchStore(conn.db, this.sqlDialect, { oneStatement: opts.batchOneStatement ?? true });
   }
 
   async transaction<T>(fn: (tx: ClaimTx) => Promise<T>): Promise<T> {
