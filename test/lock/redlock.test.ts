@@ -131,6 +131,45 @@ describe('redlock faults', () => {
     await fresh.release();
   });
 
+  it('adopt() with the acquisition\'s fence: a node that granted late, above that fence, does not make it refuse', async () => {
+    const prefix = uniquePrefix('adopt-late');
+    const p = provider({ prefix });
+    const q = provider({ prefix, clients: nodes.connectAgain() });
+    // Every node installs its epoch and counter once.
+    await (await p.acquire('job', { ttlMs: 2_000 })).release();
+    // Node 2 ran ahead: its epoch the highest of the nodes' and its counter for the lock far above
+    // the others' (rounds that failed elsewhere), so its fence for the next grant is the highest.
+    const epochs = await Promise.all(nodes.redis.map(async (r) => String(await r.get(`${prefix}epoch`))));
+    const top = Math.max(...epochs.map((e) => Number(e.split('@')[0])));
+    await nodes.redis[2]!.set(`${prefix}epoch`, epochs[2]!.replace(/^\d+/, String(top)));
+    await nodes.redis[2]!.incrby(`${prefix}f:job`, 1_000_000);
+    // Node 2 answers after the round had its majority: it grants late and is never raised.
+    nodes.proxies[2]!.setLatency(400);
+    let lease;
+    try {
+      lease = await p.acquire('job', { ttlMs: 5_000, identifier: 'job-1' });
+      await delay(600); // the late grant lands
+    } finally {
+      nodes.proxies[2]!.setLatency(0);
+    }
+    assert.equal(await nodes.redis[2]!.get(`${prefix}l:job`), 'job-1', 'node 2 granted late');
+    // All three nodes hold it for job-1 now; node 2's fence is the highest. Node 1 answers the
+    // adoption last, so node 2 is in the majority that answers first.
+    nodes.proxies[1]!.setLatency(120);
+    let adopted;
+    try {
+      adopted = await q.adopt('job', { identifier: 'job-1', fence: lease.fence, ttlMs: 5_000 });
+    } finally {
+      nodes.proxies[1]!.setLatency(0);
+    }
+    assert.equal(adopted.fence, lease.fence);
+    // The next acquisition still outranks it.
+    await adopted.release();
+    const next = await q.acquire('job', { ttlMs: 2_000, timeoutMs: 2_000 });
+    assert.ok(next.fence > lease.fence);
+    await next.release();
+  });
+
   it('a node that lost its state takes a fresh epoch from the anchor; fences keep increasing', async () => {
     const prefix = uniquePrefix('flush');
     const p = provider({ prefix });

@@ -113,7 +113,7 @@ export class BackendLockProvider implements LockProvider {
     // attempt is a fresh acquisition with a new, higher fence: still correctly fenced.
     const renewed = await this.#call(key, 'adopt', () => this.#be.extend(key, identifier, o.ttlMs));
     if (renewed !== 'extended') throw new LockLostError(key, `cannot adopt: ${renewed === 'notOwner' ? 'held by another owner' : 'not held'} (identifier ${identifier})`);
-    const r = await this.#call(key, 'adopt', () => this.#be.attempt({ key, ownerId: identifier, ttlMs: o.ttlMs, fair: false, waiterTtlMs: o.waiterTtlMs, queued: true, signal: o.signal }));
+    const r = await this.#call(key, 'adopt', () => this.#be.attempt({ key, ownerId: identifier, ttlMs: o.ttlMs, fair: false, waiterTtlMs: o.waiterTtlMs, queued: true, expectFence: opts.fence, signal: o.signal }));
     if (!r.acquired) {
       // it lapsed and another owner took it; the attempt may have queued us
       this.#be.leaveQueue(key, identifier).catch((error: unknown) => this.#emit({ type: 'backendError', error }));

@@ -87,8 +87,11 @@ export interface LockBackend {
   readonly name: string;
   /** queued: an earlier attempt of this acquisition may have put the caller in the waiter queue.
    * An attempt by the owner id that holds the lock (with queued: true) renews it to ttlMs and
-   * returns the fence of that holding: the retry of an attempt whose reply was lost, and adopt(). */
-  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; handoff?: boolean | undefined; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
+   * returns the fence of that holding: the retry of an attempt whose reply was lost, and adopt().
+   * `expectFence` (adopt with a fence): the fence the caller was handed for that holding; a
+   * backend whose nodes may report different fences for one holding (Redlock: a node that granted
+   * late was never raised to the lease's fence) answers it when one of the granting nodes holds it. */
+  attempt(req: { key: string; ownerId: string; ttlMs: number; fair: boolean; waiterTtlMs: number; queued: boolean; handoff?: boolean | undefined; expectFence?: bigint | undefined; signal?: AbortSignal | undefined }): Promise<AttemptResult>;
   extend(key: string, ownerId: string, ttlMs: number): Promise<ExtendResult>;
   release(key: string, ownerId: string): Promise<ReleaseResult>;
   refreshWaiter(key: string, ownerId: string, waiterTtlMs: number): Promise<void>;

@@ -157,7 +157,7 @@ export class RedlockBackend implements LockBackend {
     const describe = (r: AttemptResult) => (r.acquired ? 'granted' : 'locked by another owner');
     const c = count(outcomes);
     if (c.grants >= q) {
-      const settled = await this.#settleFence(req.key, outcomes);
+      const settled = await this.#settleFence(req.key, outcomes, req.expectFence);
       if (typeof settled === 'bigint') {
         this.#leaveOtherQueues(req, outcomes);
         return { acquired: true, fence: settled };
@@ -179,8 +179,16 @@ export class RedlockBackend implements LockBackend {
    * because every earlier lease left a majority at or above its own fence, and any two majorities
    * share a node. To keep that true, granting nodes below the maximum are raised to it; the fence
    * is valid only once a majority holds it; otherwise the per-node causes of the failed write-back.
+   * `expect` (adopt with the acquisition's fence): a holding re-read later may count a node that
+   * granted it late, after the round had its majority, and so was never raised; its counter can
+   * be above the lease's fence. When a granting node holds `expect`, that is the holding's fence:
+   * the acquisition's majority is at or above it since (counters only rise), and every majority
+   * shares a node with it. (Identifiers are unique per acquisition. Should a later acquisition
+   * under the same identifier be taken for this one, the adopter carries the lower fence: its
+   * writes can only be refused, never let through past a newer holder.)
    */
-  async #settleFence(key: string, outcomes: readonly NodeOutcome<AttemptResult>[]): Promise<bigint | { atMax: number; causes: NodeCause[] }> {
+  async #settleFence(key: string, outcomes: readonly NodeOutcome<AttemptResult>[], expect?: bigint): Promise<bigint | { atMax: number; causes: NodeCause[] }> {
+    if (expect !== undefined && outcomes.some((o) => o.state === 'ok' && o.value.acquired && o.value.fence === expect)) return expect;
     let max = -1n;
     for (const o of outcomes) if (o.state === 'ok' && o.value.acquired && o.value.fence > max) max = o.value.fence;
     let atMax = 0;
