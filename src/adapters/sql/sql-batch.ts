@@ -26,7 +26,7 @@ import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
 import type { SqlDialect } from './dialect.ts';
 import { isUnavailable, isUniqueViolation } from './errors.ts';
 import { translate } from './translate.ts';
-import { affected, rows, stockTarget, type Db } from './exec.ts';
+import { affected, byKeys, rows, stockTarget, type Db } from './exec.ts';
 
 
 const NO_DAILY_LIMIT = 2_147_483_647;
@@ -205,11 +205,10 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
     const keyed = order.filter((i) => members[i]!.takeKey === undefined && members[i]!.completion !== null);
     if (keyed.length > 0) {
       const scope = members[keyed[0]!]!.completion!.scope;
-      // By the primary key (a plain IN list every planner turns into index lookups); the owner
-      // is compared here, on the locked rows.
-      const keys = sql.join(keyed.map((i) => sql`${members[i]!.completion!.key}`));
+      // By the primary key, locked in key order; the owner is compared here, on the locked rows.
+      const keys = keyed.map((i) => members[i]!.completion!.key).sort();
       const held = new Map(
-        (await rows(trx, sql`SELECT idem_key, owner FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND state = 'running' ORDER BY idem_key FOR UPDATE`)).map((r) => [String(r.idem_key), String(r.owner)]),
+        (await rows(trx, byKeys(this.dialect.family, 'idempotency_keys', ['idem_key', 'owner'], { col: 'campaign_id', value: scope }, 'idem_key', keys, { where: sql`state = 'running'`, forUpdate: true }))).map((r) => [String(r.idem_key), String(r.owner)]),
       );
       for (const i of keyed) if (held.get(members[i]!.completion!.key) !== members[i]!.completion!.owner) verdicts[i] = { kind: 'key_lost' };
     }

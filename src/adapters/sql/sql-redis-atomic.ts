@@ -7,9 +7,10 @@ import { AllotError, TransientConflictError } from '../../core/errors.ts';
 import type { BatchMember, MemberVerdict } from '../../ports/claim-batch.ts';
 import type { StockUnit, UserLimits } from '../../ports/claim-store.ts';
 import type { LeaseRef, LeaseRow, RedisAtomicStore } from '../../strategies/redis-atomic/lease-store.ts';
+import type { SqlFamily } from './connect.ts';
 import type { SqlDialect } from './dialect.ts';
 import { isUnavailable } from './errors.ts';
-import { affected, rows, type Db } from './exec.ts';
+import { affected, byKeys, rows, type Db } from './exec.ts';
 import { SqlClaimBatchStore } from './sql-batch.ts';
 import { translate } from './translate.ts';
 
@@ -28,8 +29,11 @@ interface Decider {
 export class SqlRedisAtomicStore implements RedisAtomicStore {
   private readonly decider: Decider;
 
+  private readonly family: SqlFamily;
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   constructor(private readonly db: Kysely<any>, dialect: SqlDialect) {
+    this.family = dialect.family;
     this.decider = new SqlClaimBatchStore(db, dialect) as unknown as Decider;
   }
 
@@ -143,14 +147,12 @@ export class SqlRedisAtomicStore implements RedisAtomicStore {
 
   async existingClaims(campaignId: string, ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const list = sql.join(ids.map((id) => sql`${id}`));
-    return new Set((await this.run(() => rows(this.db, sql`SELECT id FROM claims WHERE campaign_id = ${campaignId} AND id IN (${list})`))).map((r) => String(r.id)));
+    return new Set((await this.run(() => rows(this.db, byKeys(this.family, 'claims', ['id'], { col: 'campaign_id', value: campaignId }, 'id', ids, { keyIsUnique: true })))).map((r) => String(r.id)));
   }
 
   async presentKeys(campaignId: string, keys: readonly string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
-    const list = sql.join(keys.map((k) => sql`${k}`));
-    return new Set((await this.run(() => rows(this.db, sql`SELECT idem_key FROM idempotency_keys WHERE campaign_id = ${campaignId} AND idem_key IN (${list})`))).map((r) => String(r.idem_key)));
+    return new Set((await this.run(() => rows(this.db, byKeys(this.family, 'idempotency_keys', ['idem_key'], { col: 'campaign_id', value: campaignId }, 'idem_key', keys)))).map((r) => String(r.idem_key)));
   }
 
   /** Closes one lease (locked or about to be) and returns its unused units to the campaign. */
