@@ -2,7 +2,7 @@
 // The naive read-then-write hands the phone out more than once; every safe strategy exactly once.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { holds, lab, row } from './helpers.ts';
+import { holds, lab, row, unsafeRow } from './helpers.ts';
 
 const CHECKED = ['conditional', 'optimistic', 'redis-lock'];
 
@@ -11,7 +11,8 @@ describe('race lab: lottery', () => {
     // The draw path is the engine's, the same for every strategy: one of each kind (the lottery
     // contract runs them all).
     const report = await lab({ scenario: 'lottery-last-phone', strategies: ['naive', ...CHECKED] });
-    const naive = row(report.rows, 'naive');
+    // naive oversold 0 once in CI (a loaded machine can serialize the race): see unsafeRow
+    const naive = await unsafeRow(report.rows, 'naive', (r) => r.oversold > 0, async () => (await lab({ scenario: 'lottery-last-phone', strategies: ['naive'] })).rows);
     assert.ok(naive.oversold > 0, `naive oversold ${naive.oversold}`);
     assert.equal(naive.unsafe, true);
     assert.equal(naive.passed, false);
