@@ -2,7 +2,7 @@
 // 3 sentinels) and Cluster (3 masters, 3 replicas). Each process gets a free port and a temp dir,
 // is stopped by its PID (SIGKILL at process exit as a backstop), and the dirs are removed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -64,6 +64,10 @@ async function command(port: number, args: (string | number)[], timeoutMs = 2_00
   }
 }
 
+/** A node that exited before it answered (a port taken meanwhile by another process: freePort's
+ * port is free only when it is asked). The topology is started again on fresh ports. */
+class NodeExitedError extends Error {}
+
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -72,6 +76,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
       const v = await probe();
       if (v !== undefined) return v;
     } catch (error) {
+      if (error instanceof NodeExitedError) throw error;
       last = error;
     }
     await delay(50);
@@ -128,7 +133,19 @@ async function startNode(dir: string, port: number, conf: string, sentinel = fal
     },
     command: (...args) => command(port, args),
   };
-  await until(`redis on port ${port} to answer`, 10_000, async () => ((await command(port, ['PING'], 500)) === 'PONG' ? true : undefined));
+  const logFile = path.join(dir, `${port}.log`);
+  await until(`redis on port ${port} to answer`, 10_000, async () => {
+    if (!running) {
+      let tail = '';
+      try {
+        tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
+      } catch {
+        // no log written
+      }
+      throw new NodeExitedError(`redis-server on port ${port}${tlsPort !== undefined ? ` (TLS ${tlsPort})` : ''} exited before it answered${tail ? `; its log ends:\n${tail}` : ''}`);
+    }
+    return (await command(port, ['PING'], 500)) === 'PONG' ? true : undefined;
+  });
   return node;
 }
 
@@ -162,7 +179,23 @@ export interface SentinelTopology {
 
 /** opts.tls: every node and sentinel also listens with TLS on a second port, the one the
  * topology's URL, replication and the sentinels use (the plain port serves the helpers). */
-export async function startSentinelTopology(name = 'mymaster', opts: { tls?: boolean } = {}): Promise<SentinelTopology> {
+export function startSentinelTopology(name = 'mymaster', opts: { tls?: boolean } = {}): Promise<SentinelTopology> {
+  return startAgainOnFreshPorts('sentinel', () => startSentinelOnce(name, opts));
+}
+
+/** Up to 3 starts when a node exited at start (what it did is stopped and removed each time). */
+async function startAgainOnFreshPorts<T>(what: string, start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (!(error instanceof NodeExitedError) || attempt >= 3) throw error;
+      process.stderr.write(`redis ${what} topology: ${error.message}\nstarting it again on fresh ports (attempt ${attempt + 1} of 3)\n`);
+    }
+  }
+}
+
+async function startSentinelOnce(name: string, opts: { tls?: boolean }): Promise<SentinelTopology> {
   hookExit();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-sentinel-'));
   dirs.add(dir);
@@ -243,7 +276,11 @@ export interface ClusterTopology {
 
 /** opts.tls: every node also listens with TLS on a second port, the one the topology's URL uses;
  * the bus and replication run over TLS (tls-cluster yes: the nodes announce their TLS ports). */
-export async function startClusterTopology(opts: { tls?: boolean } = {}): Promise<ClusterTopology> {
+export function startClusterTopology(opts: { tls?: boolean } = {}): Promise<ClusterTopology> {
+  return startAgainOnFreshPorts('cluster', () => startClusterOnce(opts));
+}
+
+async function startClusterOnce(opts: { tls?: boolean }): Promise<ClusterTopology> {
   hookExit();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'allot-cluster-'));
   dirs.add(dir);
@@ -255,7 +292,11 @@ export async function startClusterTopology(opts: { tls?: boolean } = {}): Promis
     for (let i = 0; i < 6; i++) ports.push(await freePort());
     if (certs) for (let i = 0; i < 6; i++) tlsPorts.push(await freePort());
     const base = (p: number) => `cluster-enabled yes\ncluster-config-file nodes-${p}.conf\ncluster-node-timeout 1000\ncluster-replica-validity-factor 0\nrepl-diskless-sync-delay 0`;
-    nodes.push(...(await Promise.all(ports.map((p, i) => (certs ? startNode(dir, p, `${base(p)}\n${tlsConf(certs, tlsPorts[i]!, true)}`, false, tlsPorts[i]) : startNode(dir, p, base(p)))))));
+    // allSettled: the nodes that did start are stopped too when one did not
+    const started = await Promise.allSettled(ports.map((p, i) => (certs ? startNode(dir, p, `${base(p)}\n${tlsConf(certs, tlsPorts[i]!, true)}`, false, tlsPorts[i]) : startNode(dir, p, base(p)))));
+    for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const createArgs = certs ? ['--tls', '--cacert', certs.caFile, '--cluster', 'create', ...tlsPorts.map((p) => `127.0.0.1:${p}`)] : ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`)];
     await new Promise<void>((resolve, reject) => {
       const cli = spawn('redis-cli', [...createArgs, '--cluster-replicas', '1', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
