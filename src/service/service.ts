@@ -46,9 +46,10 @@ export interface ServiceOptions {
   strategies?: Partial<Omit<StrategyDeps, 'locks' | 'random' | 'redisAtomic'>> & { redisLock?: RedisLockStrategyOptions };
   /** The redis-atomic strategy's Redis and settings (default: a redis:// config.locksUrl, `durable`). */
   redisAtomic?: RedisAtomicOptions;
-  /** group-commit's batches: on PostgreSQL (and PGlite) a batch of claims whose keys it takes
-   * itself commits as ONE statement (default true); false runs every batch as a transaction of
-   * one statement per step, as on MariaDB (for side-by-side comparisons; see docs/strategies.md). */
+  /** group-commit's batches: a batch of claims whose keys it takes itself commits in ONE round
+   * trip (default true): one statement on PostgreSQL (and PGlite), one compound statement on
+   * MariaDB ≥ 10.6; false runs every batch as a transaction of one statement per step, as on
+   * MySQL (for side-by-side comparisons; see docs/strategies.md). */
   groupCommit?: { oneStatement?: boolean };
   /** Run migrations with these options (the race lab's schema has no stock backstop). */
   migrationOptions?: { stockBackstop?: boolean };

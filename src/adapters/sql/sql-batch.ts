@@ -16,9 +16,11 @@
 // On PostgreSQL (and PGlite) the usual batch — all-or-nothing, every key taken by the batch —
 // is ONE statement instead (commitInOneStatement: the same steps as data-modifying CTEs, no
 // BEGIN/COMMIT): one round trip per batch instead of six, which is what matters once the
-// database is a network away (bench/results/claims-rtt.md). What it cannot decide alone (a key
-// inserted meanwhile by another request, a key twice in the batch, keys taken beforehand, the
-// last units) goes the transactional way.
+// database is a network away (bench/results/claims-rtt.md). On MariaDB ≥ 10.6 the same batches
+// are one compound statement (commitInOneBlock: BEGIN NOT ATOMIC … END runs the transaction on
+// the server), one round trip instead of eleven. What they cannot decide alone (a key inserted
+// meanwhile by another request, a key twice in the batch, keys taken beforehand, the last
+// units) goes the transactional way.
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { AllotError } from '../../core/errors.ts';
 import type { BatchMember, ClaimBatchStore, MemberVerdict } from '../../ports/claim-batch.ts';
@@ -52,6 +54,8 @@ function oneStatementFits(members: BatchMember[]): boolean {
 
 export class SqlClaimBatchStore implements ClaimBatchStore {
   private readonly oneStatementOn: boolean;
+  /** MariaDB ≥ 10.6 (anonymous compound statements and JSON_TABLE): asked once */
+  private blocks: Promise<boolean> | undefined;
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   constructor(private readonly db: Kysely<any>, private readonly dialect: SqlDialect, opts: { oneStatement?: boolean } = {}) {
@@ -59,9 +63,14 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
   }
 
   async commitBatch(unit: StockUnit | null, limits: UserLimits, members: BatchMember[], mode: 'all' | 'up-to'): Promise<MemberVerdict[] | null> {
-    if (this.oneStatementOn && mode === 'all' && this.dialect.family === 'pg' && oneStatementFits(members)) {
-      const r = await this.commitInOneStatement(unit, limits, members);
-      if (r !== 'fallback') return r;
+    if (this.oneStatementOn && mode === 'all' && oneStatementFits(members)) {
+      if (this.dialect.family === 'pg') {
+        const r = await this.commitInOneStatement(unit, limits, members);
+        if (r !== 'fallback') return r;
+      } else if (await this.mariaDbBlocks()) {
+        const r = await this.commitInOneBlock(unit, limits, members);
+        if (r !== 'fallback') return r;
+      }
     }
     let bodyDone = false;
     try {
@@ -184,6 +193,117 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
              WHEN chk.n > 0 AND chk.stocked = 0 THEN CAST(${ABORT_OVERSELL}::text || chk.n AS integer)
              ELSE 0 END AS ok
       FROM m CROSS JOIN chk LEFT JOIN v ON v.ord = m.ord`;
+  }
+
+  /** The server runs anonymous compound statements (BEGIN NOT ATOMIC, MariaDB 10.1+) and
+   * JSON_TABLE (MariaDB 10.6+). MySQL has neither form: its batches stay transactional. */
+  private mariaDbBlocks(): Promise<boolean> {
+    this.blocks ??= rows(this.db, sql`SELECT VERSION() AS v`).then(
+      (r) => {
+        const m = /^(\d+)\.(\d+)\.\d+-MariaDB/.exec(String(r[0]?.v ?? ''));
+        return m !== null && (Number(m[1]) > 10 || (Number(m[1]) === 10 && Number(m[2]) >= 6));
+      },
+      () => {
+        this.blocks = undefined; // asked again by the next batch
+        return false;
+      },
+    );
+    return this.blocks;
+  }
+
+  /**
+   * MariaDB, the same batches as commitInOneStatement: ONE round trip, an anonymous compound
+   * statement (BEGIN NOT ATOMIC … END) that runs the transaction on the server — instead of
+   * BEGIN, nine statements and COMMIT. The members come as one JSON array (JSON_TABLE) into a
+   * temporary table of the session, which carries each member's state between the steps:
+   *   seen  — members whose key is already there: key_exists, they change nothing;
+   *   users — the others' counter rows created or locked, in user order (as guardUsers), each
+   *           member's verdict decided on the locked row, the passing ones written back;
+   *   the claims, then the keys in key order (done with the answer when issued, running and
+   *   still their request's when the guard refused them), then the stock, last:
+   *           issued += n only while issued + n <= stock, else SIGNAL (would oversell).
+   * Any error rolls the whole transaction back (the block's exit handler) and reaches the
+   * client: a key inserted meanwhile by another request (a duplicate on the keys' INSERT) or a
+   * claim id already there falls back to the transactional path; would-oversell answers null.
+   */
+  private async commitInOneBlock(unit: StockUnit | null, limits: UserLimits, members: BatchMember[]): Promise<MemberVerdict[] | null | 'fallback'> {
+    const daily = limits.perUserDailyLimit ?? NO_DAILY_LIMIT;
+    const campaignId = members[0]!.claim.campaignId;
+    const scope = members.find((m) => m.completion !== null)?.completion!.scope ?? campaignId;
+    const taken = (m: BatchMember) => m.takeKey !== undefined && m.completion !== null;
+    const data = JSON.stringify(
+      members.map((m, i) => [
+        i, m.claim.id, m.claim.userId, m.claim.prizeId, m.day, m.claim.createdAt, m.idempotencyKey, m.draw,
+        ...(taken(m)
+          ? [m.completion!.key, m.takeKey!.fingerprint, m.completion!.owner, m.takeKey!.lockedUntil, m.takeKey!.createdAt, m.completion!.response.status, JSON.stringify(m.completion!.response.body), m.completion!.ref]
+          : [null, null, null, null, null, null, null, null]),
+      ]),
+    );
+    const stock = unit === null ? null : stockTarget(unit);
+    const ascii = sql.raw('CHARACTER SET ascii COLLATE ascii_bin');
+    const q = sql`BEGIN NOT ATOMIC
+      DECLARE n INT DEFAULT 0;
+      DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+      CREATE TEMPORARY TABLE IF NOT EXISTS allot_batch_members (
+        ord INT NOT NULL PRIMARY KEY, cid VARCHAR(128) ${ascii} NOT NULL, uid VARCHAR(128) ${ascii} NOT NULL, pid VARCHAR(128) ${ascii} NULL,
+        day CHAR(10) NOT NULL, ca BIGINT NOT NULL, ik VARCHAR(255) ${ascii} NULL, dr MEDIUMTEXT NULL,
+        kk VARCHAR(255) ${ascii} NULL, kf CHAR(64) NULL, ko VARCHAR(64) NULL, klu BIGINT NULL, kca BIGINT NULL, ks INT NULL, kr MEDIUMTEXT NULL, kref VARCHAR(128) ${ascii} NULL,
+        seen TINYINT NOT NULL DEFAULT 0, got CHAR(10) NULL, nt INT NULL, nc INT NULL
+      ) ENGINE=InnoDB;
+      DELETE FROM allot_batch_members;
+      START TRANSACTION;
+      INSERT INTO allot_batch_members (ord, cid, uid, pid, day, ca, ik, dr, kk, kf, ko, klu, kca, ks, kr, kref)
+        SELECT ord, cid, uid, pid, day, ca, ik, dr, kk, kf, ko, klu, kca, ks, kr, kref FROM JSON_TABLE(${data}, '$[*]' COLUMNS (
+          ord INT PATH '$[0]', cid VARCHAR(128) PATH '$[1]', uid VARCHAR(128) PATH '$[2]', pid VARCHAR(128) PATH '$[3]', day CHAR(10) PATH '$[4]', ca BIGINT PATH '$[5]',
+          ik VARCHAR(255) PATH '$[6]', dr MEDIUMTEXT PATH '$[7]', kk VARCHAR(255) PATH '$[8]', kf CHAR(64) PATH '$[9]', ko VARCHAR(64) PATH '$[10]', klu BIGINT PATH '$[11]',
+          kca BIGINT PATH '$[12]', ks INT PATH '$[13]', kr MEDIUMTEXT PATH '$[14]', kref VARCHAR(128) PATH '$[15]')) AS j;
+      UPDATE allot_batch_members b JOIN idempotency_keys k ON k.campaign_id = ${scope} AND k.idem_key = b.kk SET b.seen = 1;
+      INSERT INTO user_claims (campaign_id, user_id, total, utc_day, day_count)
+        SELECT ${campaignId}, uid, 0, day, 0 FROM allot_batch_members WHERE seen = 0 ORDER BY uid
+        ON DUPLICATE KEY UPDATE total = total;
+      UPDATE allot_batch_members b JOIN user_claims u ON u.campaign_id = ${campaignId} AND u.user_id = b.uid
+        SET b.got = IF(u.total < ${limits.perUserLimit} AND (u.utc_day < b.day OR u.day_count < ${daily}), GREATEST(u.utc_day, b.day), NULL),
+          b.nt = u.total + 1, b.nc = IF(u.utc_day >= b.day, u.day_count + 1, 1)
+        WHERE b.seen = 0;
+      UPDATE user_claims u JOIN allot_batch_members b ON u.campaign_id = ${campaignId} AND u.user_id = b.uid
+        SET u.total = b.nt, u.utc_day = b.got, u.day_count = b.nc WHERE b.got IS NOT NULL;
+      INSERT INTO claims (id, campaign_id, user_id, prize_id, utc_day, created_at, idem_key, draw)
+        SELECT cid, ${campaignId}, uid, pid, got, ca, ik, dr FROM allot_batch_members WHERE got IS NOT NULL ORDER BY ord;
+      INSERT INTO idempotency_keys (campaign_id, idem_key, fingerprint, state, owner, locked_until, status_code, response, claim_id, created_at)
+        SELECT ${scope}, kk, kf, IF(got IS NULL, 'running', 'done'), ko, klu, IF(got IS NULL, NULL, ks), IF(got IS NULL, NULL, kr), IF(got IS NULL, NULL, kref), kca
+        FROM allot_batch_members WHERE kk IS NOT NULL AND seen = 0 ORDER BY kk;
+      SET n = (SELECT COUNT(*) FROM allot_batch_members WHERE got IS NOT NULL);
+      ${stock === null ? sql`` : sql`IF n > 0 THEN
+        UPDATE ${stock.table} SET issued = issued + n WHERE ${stock.where} AND issued + n <= stock;
+        IF ROW_COUNT() <> 1 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = ${ABORT_OVERSELL}; END IF;
+      END IF;`}
+      COMMIT;
+      SELECT ord, got, seen FROM allot_batch_members ORDER BY ord;
+    END`;
+    let sent = false;
+    try {
+      const out = await this.db.connection().execute(async (c) => {
+        sent = true;
+        return (await q.execute(c)).rows as unknown;
+      });
+      // a compound statement answers its result sets and a final OK: the first is the members'
+      const result = Array.isArray(out) && Array.isArray(out[0]) ? (out[0] as Array<Record<string, unknown>>) : [];
+      if (result.length !== members.length) throw new Error(`one-block batch answered ${result.length} of ${members.length} members`);
+      const verdicts: MemberVerdict[] = members.map(() => ({ kind: 'sold_out' }));
+      for (const r of result) {
+        const i = Number(r.ord);
+        verdicts[i] = Number(r.seen) === 1 ? { kind: 'key_exists' } : r.got === null || r.got === undefined ? { kind: 'user_limit' } : { kind: 'issued', day: String(r.got) };
+      }
+      return verdicts;
+    } catch (err) {
+      const msg = (err as { message?: unknown } | null)?.message;
+      if (typeof msg === 'string' && msg.includes(ABORT_OVERSELL)) return null;
+      if (isUniqueViolation(err)) return 'fallback';
+      if (sent && isUnavailable(err)) {
+        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+      }
+      throw translate(err);
+    }
   }
 
   private async decide(trx: Db, unit: StockUnit | null, limits: UserLimits, members: BatchMember[], mode: 'all' | 'up-to'): Promise<MemberVerdict[]> {
