@@ -436,12 +436,24 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
   }
 
   private async reopenKeys(trx: Db, ms: BatchMember[]): Promise<void> {
+    const n = await affected(trx, this.reopenKeysSql(ms));
+    if (n !== ms.length) throw new Error(`batch key reopen updated ${n} of ${ms.length} keys the batch inserted`);
+  }
+
+  private reopenKeysSql(ms: BatchMember[]): RawBuilder<unknown> {
     const scope = ms[0]!.completion!.scope;
     const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
     const owners = sql.join(ms.map((m) => sql`${m.completion!.owner}`));
-    const n = await affected(trx, sql`UPDATE idempotency_keys SET state = 'running', status_code = NULL, response = NULL, claim_id = NULL
-      WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND owner IN (${owners}) AND state = 'done'`);
-    if (n !== ms.length) throw new Error(`batch key reopen updated ${n} of ${ms.length} keys the batch inserted`);
+    if (this.dialect.family === 'pg') {
+      // By primary-key probes (the rows' ctid, stable while this transaction holds them):
+      // with statistics from before the campaign grew, an IN list was planned as a read of
+      // every key of the campaign (test/adapters/sql/stale-stats.test.ts).
+      return sql`UPDATE idempotency_keys AS k SET state = 'running', status_code = NULL, response = NULL, claim_id = NULL
+        FROM (${byKeys('pg', 'idempotency_keys', ['ctid', 'owner'], { col: 'campaign_id', value: scope }, 'idem_key', ms.map((m) => m.completion!.key))}) AS p
+        WHERE k.ctid = p.ctid AND k.owner = ANY(${ms.map((m) => m.completion!.owner)}::text[]) AND k.state = 'done'`;
+    }
+    return sql`UPDATE idempotency_keys SET state = 'running', status_code = NULL, response = NULL, claim_id = NULL
+      WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND owner IN (${owners}) AND state = 'done'`;
   }
 
   /** The per-user guard of `guardUser` for many users at once; returns each one's day, or null
@@ -489,27 +501,31 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
   }
 
   private async completeKeys(trx: Db, ms: BatchMember[]): Promise<void> {
+    const n = await affected(trx, this.completeKeysSql(ms));
+    // The rows were locked as ours in step 1: anything else is a bug, and must not commit.
+    if (n !== ms.length) throw new Error(`batch key completion updated ${n} of ${ms.length} keys locked as owned`);
+  }
+
+  private completeKeysSql(ms: BatchMember[]): RawBuilder<unknown> {
     const scope = ms[0]!.completion!.scope;
-    let n: number;
     if (this.dialect.family === 'pg') {
       const values = sql.join(ms.map((m) => {
         const c = m.completion!;
         return sql`(${c.key}::text, ${c.owner}::text, ${c.response.status}::integer, ${JSON.stringify(c.response.body)}::text, ${c.ref}::text)`;
       }));
-      n = await affected(trx, sql`UPDATE idempotency_keys AS k SET state = 'done', status_code = v.status_code, response = v.response, claim_id = v.claim_id
-        FROM (VALUES ${values}) AS v(idem_key, owner, status_code, response, claim_id)
-        WHERE k.campaign_id = ${scope} AND k.idem_key = v.idem_key AND k.owner = v.owner AND k.state = 'running'`);
-    } else {
-      const caseOf = (pick: (m: BatchMember) => unknown) => sql.join(ms.map((m) => sql`WHEN ${m.completion!.key} THEN ${pick(m)}`), sql` `);
-      // The rows are locked and their owners checked in step 1.
-      const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
-      n = await affected(trx, sql`UPDATE idempotency_keys SET state = 'done',
-          status_code = CASE idem_key ${caseOf((m) => m.completion!.response.status)} END,
-          response = CASE idem_key ${caseOf((m) => JSON.stringify(m.completion!.response.body))} END,
-          claim_id = CASE idem_key ${caseOf((m) => m.completion!.ref)} END
-        WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND state = 'running'`);
+      // By primary-key probes (see reopenKeysSql), then by the rows' ctid.
+      return sql`UPDATE idempotency_keys AS k SET state = 'done', status_code = v.status_code, response = v.response, claim_id = v.claim_id
+        FROM (SELECT v.*, p.ctid AS tid FROM (VALUES ${values}) AS v(idem_key, owner, status_code, response, claim_id)
+          CROSS JOIN LATERAL (SELECT ctid FROM idempotency_keys WHERE campaign_id = ${scope} AND idem_key = v.idem_key LIMIT 1) AS p) AS v
+        WHERE k.ctid = v.tid AND k.owner = v.owner AND k.state = 'running'`;
     }
-    // The rows were locked as ours in step 1: anything else is a bug, and must not commit.
-    if (n !== ms.length) throw new Error(`batch key completion updated ${n} of ${ms.length} keys locked as owned`);
+    const caseOf = (pick: (m: BatchMember) => unknown) => sql.join(ms.map((m) => sql`WHEN ${m.completion!.key} THEN ${pick(m)}`), sql` `);
+    // The rows are locked and their owners checked in step 1.
+    const keys = sql.join(ms.map((m) => sql`${m.completion!.key}`));
+    return sql`UPDATE idempotency_keys SET state = 'done',
+        status_code = CASE idem_key ${caseOf((m) => m.completion!.response.status)} END,
+        response = CASE idem_key ${caseOf((m) => JSON.stringify(m.completion!.response.body))} END,
+        claim_id = CASE idem_key ${caseOf((m) => m.completion!.ref)} END
+      WHERE campaign_id = ${scope} AND idem_key IN (${keys}) AND state = 'running'`;
   }
 }

@@ -108,6 +108,20 @@ describe('lookups by key on a campaign that grew since the last ANALYZE (Postgre
     assert.deepEqual((await claims.execute(conn.db)).rows, [{ id: 'hot-7' }, { id: 'hot-9' }], 'another campaign\'s claim is not this one\'s');
   });
 
+  test('the transactional batch completes and reopens keys by primary key', async () => {
+    const store = new SqlClaimBatchStore(conn.db, sqlDialect('pg')) as unknown as { completeKeysSql(ms: BatchMember[]): RawBuilder<unknown>; reopenKeysSql(ms: BatchMember[]): RawBuilder<unknown> };
+    const members = ['k-1', 'k-2', 'k-3'].map((key, i): BatchMember => ({
+      claim: { id: `hot-done-${i}`, campaignId: HOT, userId: `du-${i}`, prizeId: null, createdAt: T0 },
+      day: '2026-12-03',
+      idempotencyKey: key,
+      draw: null,
+      completion: { scope: HOT, key, owner: 'req', response: { status: 201, body: {} }, ref: `hot-done-${i}` },
+    }));
+    // (the rows are done already: the plans are what is read, whatever they change)
+    assertProbes(await rowsRead(store.completeKeysSql(members), ['idempotency_keys']), 'completing keys taken beforehand');
+    assertProbes(await rowsRead(store.reopenKeysSql(members), ['idempotency_keys']), 'reopening the keys of refused members');
+  });
+
   test('the guard check: the same lookup as campaign_id = $1 AND idem_key = ANY(…) reads the whole campaign here', async () => {
     // Not a product path: shows that these statistics mislead the planner (else the tests above prove nothing).
     const reads = await rowsRead(sql`SELECT idem_key FROM idempotency_keys WHERE campaign_id = ${HOT} AND idem_key = ANY(${['k-1', 'k-2', 'k-3']}::text[])`, ['idempotency_keys']);
