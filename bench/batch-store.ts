@@ -18,7 +18,7 @@ import { sqlDialect } from '../src/adapters/sql/dialect.ts';
 import type { TestServer } from '../src/lab/servers.ts';
 import type { BatchMember } from '../src/ports/claim-batch.ts';
 import { AllotService } from '../src/service/service.ts';
-import { backendUrl } from './workers.ts';
+import { backendUrl, durabilityOf } from './workers.ts';
 
 const WORKERS = Number(process.env.BENCH_BATCH_WORKERS ?? 4);
 const SIZE = Number(process.env.BENCH_BATCH_SIZE ?? 256);
@@ -71,8 +71,10 @@ async function worker(job: Job, ready: () => Promise<void>): Promise<Done> {
 async function main(): Promise<void> {
   const servers: TestServer[] = [];
   const lines: string[] = [];
+  let durability = '';
   try {
     const url = await backendUrl('postgres', servers);
+    durability = await durabilityOf(url);
     const admin = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 2, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, payouts: { sweepIntervalMs: 0 } });
     try {
       for (const shape of SHAPES) {
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
   writeFileSync(new URL('./results/batch-store.md', import.meta.url), [
     `# group-commit's SQL ceiling (${date})`,
     '',
-    `\`npm run bench:batch-store\` — PostgreSQL on loopback, ${WORKERS} processes each committing batches of ${SIZE} claims straight to the batch store (no service), one batch in flight per process, one hot campaign, ${SECONDS} s; every claim with its Idempotency-Key, user counter and stock unit. Node ${process.version}, ${cpus().length} cores.`,
+    `\`npm run bench:batch-store\` — PostgreSQL on loopback, ${WORKERS} processes each committing batches of ${SIZE} claims straight to the batch store (no service), one batch in flight per process, one hot campaign, ${SECONDS} s; every claim with its Idempotency-Key, user counter and stock unit. Node ${process.version}, ${cpus().length} cores. On commit: ${durability}.`,
     '',
     ...lines,
     '',

@@ -12,6 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
 import { api, loadClaims, startService } from './http-service.ts';
+import { BENCH_DURABLE } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -77,9 +78,9 @@ async function main(): Promise<void> {
     for (const backend of BACKENDS) {
       let dbUrl: string | undefined;
       if (backend === 'postgres') {
-        dbUrl = process.env.DATABASE_URL_PG ?? (servers[servers.push(await startPostgres()) - 1]!.url);
+        dbUrl = process.env.DATABASE_URL_PG ?? (servers[servers.push(await startPostgres({ durable: BENCH_DURABLE })) - 1]!.url);
       } else if (backend === 'mysql') {
-        dbUrl = process.env.DATABASE_URL_MYSQL ?? (servers[servers.push(await startMariadb()) - 1]!.url);
+        dbUrl = process.env.DATABASE_URL_MYSQL ?? (servers[servers.push(await startMariadb({ durable: BENCH_DURABLE })) - 1]!.url);
       } else if (backend !== 'pglite') {
         throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
       }

@@ -15,7 +15,7 @@ import { sql } from 'kysely';
 import { startFaultProxy } from '../src/lab/proxy.ts';
 import type { TestServer } from '../src/lab/servers.ts';
 import { AllotService } from '../src/service/service.ts';
-import { backendUrl } from './workers.ts';
+import { backendUrl, durabilityOf } from './workers.ts';
 
 const BACKENDS = (process.env.BENCH_RTT_BACKENDS ?? 'postgres,mysql').split(',');
 const DELAYS = (process.env.BENCH_RTT_DELAYS ?? '0,0.5,2').split(',').map(Number);
@@ -94,9 +94,11 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   const servers: TestServer[] = [];
   const runs: Run[] = [];
+  const durability: string[] = [];
   try {
     for (const backend of BACKENDS) {
       const url = await backendUrl(backend, servers);
+      durability.push(await durabilityOf(url));
       // Migrate once, directly (the runs open their services without migrating).
       await (await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 2, dbTimeoutMs: 60_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false }, payouts: { sweepIntervalMs: 0 } })).close();
       let seq = 0;
@@ -127,14 +129,14 @@ async function main(): Promise<void> {
   const md = [
     `# group-commit with the database a network away (${date})`,
     '',
-    `\`npm run bench:claims-rtt\` — ${BACKENDS.map((b) => (b === 'mysql' ? 'MariaDB' : 'PostgreSQL')).join(' and ')}, one process, one service (pool 8), ${CALLERS} callers on one hot campaign for ${SECONDS} s per run, a new user and Idempotency-Key per request; the service reaches the database through the lab's TCP proxy, which delays every chunk by the given time in each direction. Each delay runs both batch shapes ${ROUNDS} times, interleaved: **one round trip** per batch (the default — PostgreSQL: one statement of data-modifying CTEs, committed on its own; MariaDB: one anonymous compound statement, BEGIN NOT ATOMIC … END, that runs the transaction on the server) and **transaction** (BEGIN, one statement per step, COMMIT: six round trips on PostgreSQL, eleven on MariaDB; \`groupCommit: { oneStatement: false }\`). Checked after every run: no errors, every acknowledged claim in the database, the audit holds. Node ${process.version}, ${cpus().length} cores; compare within one run.`,
+    `\`npm run bench:claims-rtt\` — ${BACKENDS.map((b) => (b === 'mysql' ? 'MariaDB' : 'PostgreSQL')).join(' and ')}, one process, one service (pool 8), ${CALLERS} callers on one hot campaign for ${SECONDS} s per run, a new user and Idempotency-Key per request; the service reaches the database through the lab's TCP proxy, which delays every chunk by the given time in each direction. Each delay runs both batch shapes ${ROUNDS} times, interleaved: **one round trip** per batch (the default — PostgreSQL: one statement of data-modifying CTEs, committed on its own; MariaDB: one anonymous compound statement, BEGIN NOT ATOMIC … END, that runs the transaction on the server) and **transaction** (BEGIN, one statement per step, COMMIT: six round trips on PostgreSQL, eleven on MariaDB; \`groupCommit: { oneStatement: false }\`). Checked after every run: no errors, every acknowledged claim in the database, the audit holds. Node ${process.version}, ${cpus().length} cores; compare within one run. On commit: ${durability.join('; ')}.`,
     '',
     '| database | delay each way | one round trip: claims/s, median (runs) | p99 ms | transaction: claims/s, median (runs) | p99 ms | one round trip ÷ transaction | checks |',
     '|---|---|---:|---:|---:|---:|---:|---|',
     ...rowsMd,
     '',
   ].join('\n');
-  writeFileSync(new URL('./results/claims-rtt.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, backends: BACKENDS, seconds: SECONDS, callers: CALLERS, rounds: ROUNDS, runs }, null, 2)}\n`);
+  writeFileSync(new URL('./results/claims-rtt.json', import.meta.url), `${JSON.stringify({ date, node: process.version, cores: cpus().length, durability, backends: BACKENDS, seconds: SECONDS, callers: CALLERS, rounds: ROUNDS, runs }, null, 2)}\n`);
   writeFileSync(new URL('./results/claims-rtt.md', import.meta.url), md);
   process.stdout.write(md);
 }

@@ -15,6 +15,7 @@ import { freePort, startMariadb, startPostgres, type TestServer } from '../src/l
 import { InProcessSimRail } from '../src/rail/in-process.ts';
 import { spawnSimRail } from '../src/rail/spawn.ts';
 import { AllotService } from '../src/service/service.ts';
+import { BENCH_DURABLE } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -199,8 +200,8 @@ async function main(): Promise<void> {
   try {
     for (const backend of BACKENDS) {
       let dbUrl: string | undefined;
-      if (backend === 'postgres') dbUrl = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres()) - 1]!.url;
-      else if (backend === 'mysql') dbUrl = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb()) - 1]!.url;
+      if (backend === 'postgres') dbUrl = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres({ durable: BENCH_DURABLE })) - 1]!.url;
+      else if (backend === 'mysql') dbUrl = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb({ durable: BENCH_DURABLE })) - 1]!.url;
       else if (backend !== 'pglite') throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
       rows.push(...(await engineRows(backend, dbUrl ?? `pglite://${join(dataDir, `engine-${backend}`)}`)));
       rows.push(...(await httpRows(backend, dbUrl, join(dataDir, backend), rail.url)));

@@ -69,11 +69,17 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** How long a graceful stop may take before SIGKILL. Default 15 s. */
   stopTimeoutMs?: number;
+  /** PostgreSQL and MariaDB: commit durably, as a production server does (PostgreSQL fsync,
+   * synchronous_commit and full_page_writes on; MariaDB innodb_flush_log_at_trx_commit=1 and the
+   * doublewrite buffer) — what the benchmarks measure. Default false, for tests: a commit is
+   * acknowledged before it reaches the disk, and a crash of the server may lose the last ones. */
+  durable?: boolean;
 }
 
 export interface RedisOptions extends StartOptions {
-  /** Turn on the append-only file with appendfsync always (acknowledged writes survive SIGKILL). Default false: --save '' --appendonly no. */
-  persistence?: boolean;
+  /** Turn on the append-only file with appendfsync always (acknowledged writes survive SIGKILL),
+   * or 'everysec' (the last second may be lost). Default false: --save '' --appendonly no. */
+  persistence?: boolean | 'everysec';
 }
 
 export const PACKAGES: Record<ServerKind, string> = {
@@ -581,7 +587,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestServer> {
     const port = await freePort();
     const dataDir = makeTempDir('redis');
     const persistence = opts.persistence
-      ? ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
+      ? ['--appendonly', 'yes', '--appendfsync', opts.persistence === 'everysec' ? 'everysec' : 'always', '--save', '']
       : ['--save', '', '--appendonly', 'no'];
     const spec: ServerSpec = {
       kind: 'redis',
@@ -676,9 +682,9 @@ export async function startPostgres(opts: StartOptions = {}): Promise<TestServer
           '-p', String(port),
           '-k', dir,
           '-c', 'listen_addresses=127.0.0.1',
-          '-c', 'fsync=off',
-          '-c', 'synchronous_commit=off',
-          '-c', 'full_page_writes=off',
+          ...(opts.durable
+            ? ['-c', 'fsync=on', '-c', 'synchronous_commit=on', '-c', 'full_page_writes=on']
+            : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
           '-c', 'max_connections=200',
           '-c', 'logging_collector=off',
         ],
@@ -731,9 +737,9 @@ export async function startMariadb(opts: StartOptions = {}): Promise<TestServer>
     const innodb = [
       '--innodb-buffer-pool-size=64M',
       '--innodb-log-file-size=32M',
-      '--innodb-flush-log-at-trx-commit=0',
+      `--innodb-flush-log-at-trx-commit=${opts.durable ? 1 : 0}`,
       '--innodb-lock-wait-timeout=10',
-      '--innodb-doublewrite=0',
+      `--innodb-doublewrite=${opts.durable ? 1 : 0}`,
     ];
     // Runs in bootstrap mode right after the system tables are created: a real user with a password.
     const initSql = path.join(dir, 'init.sql');

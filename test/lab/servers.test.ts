@@ -186,6 +186,19 @@ test('mariadb: authenticated query as allot, data survives stop/start, destroy',
   assert.equal(existsSync(server.dataDir), false);
 });
 
+test('durable: the benchmarks\' servers commit to disk (read from each server), the tests\' do not', async (t) => {
+  const pgs = await Promise.all([startPostgres({ durable: true }), startPostgres()]);
+  t.after(() => Promise.all(pgs.map((s) => s.destroy())));
+  const pgSettings = (url: string) => withPg(url, async (client) => (await client.query(`SELECT current_setting('fsync') AS f, current_setting('synchronous_commit') AS s, current_setting('full_page_writes') AS w`)).rows[0]);
+  assert.deepEqual(await pgSettings(pgs[0]!.url), { f: 'on', s: 'on', w: 'on' });
+  assert.deepEqual(await pgSettings(pgs[1]!.url), { f: 'off', s: 'off', w: 'off' });
+  const mys = await Promise.all([startMariadb({ durable: true }), startMariadb()]);
+  t.after(() => Promise.all(mys.map((s) => s.destroy())));
+  const mySettings = (url: string) => withMysql(url, async (c) => ((await c.query('SELECT @@innodb_flush_log_at_trx_commit AS f, @@innodb_doublewrite AS d')) as unknown as [Array<{ f: unknown; d: unknown }>])[0][0]);
+  assert.deepEqual(await mySettings(mys[0]!.url), { f: 1, d: 1 });
+  assert.deepEqual(await mySettings(mys[1]!.url), { f: 0, d: 0 });
+});
+
 test('envUrl names the way to start the servers when the variable is missing', () => {
   const saved = process.env.REDIS_URL;
   delete process.env.REDIS_URL;
