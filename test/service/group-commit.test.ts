@@ -211,6 +211,92 @@ for (const d of dialects()) {
       assert.equal((await service.audit(id)).ok, true);
     });
 
+    // The one statement canceled by the server (statement_timeout while it waits for the stock
+    // row) did not commit: the answer says nothing was issued, and nothing was.
+    if (d.backend === 'postgres') test('the store: a one-statement batch canceled by statement_timeout answers nothing-issued, and issued nothing', async () => {
+      const id = await newCampaign({ stock: 10, perUserLimit: 1 });
+      const { connectSql } = await import('../../src/adapters/sql/connect.ts');
+      // One session: the server's statement_timeout (300 ms) well before the client's own (5 s),
+      // so the server's cancel is what ends the statement (with both equal, either may win; a
+      // client-side timeout leaves the outcome unknown, rightly: the statement may still commit).
+      const short = await connectSql({ url: d.url(), poolSize: 1, timeoutMs: 5000 });
+      await sql`SET statement_timeout = 300`.execute(short.db);
+      try {
+        const store = new SqlClaimBatchStore(short.db, sqlDialect('pg'));
+        const transactional = spyTransactional(store);
+        const member = (user: string): BatchMember => ({
+          claim: { id: `clm-${run}-cancel-${user}`, campaignId: id, userId: user, prizeId: null, createdAt: T0 },
+          day: '2026-12-02',
+          idempotencyKey: `kc-${user}`,
+          draw: null,
+          completion: { scope: id, key: `kc-${user}`, owner: `req-${user}`, response: { status: 201, body: { claim: user } }, ref: `clm-${run}-cancel-${user}` },
+          takeKey: { fingerprint: 'a'.repeat(64), lockedUntil: T0 + 10_000, createdAt: T0 },
+        });
+        let release!: () => void;
+        const released = new Promise<void>((r) => (release = r));
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        const holder = service.db.transaction().execute(async (trx) => {
+          await sql`SELECT issued FROM campaigns WHERE id = ${id} FOR UPDATE`.execute(trx);
+          locked();
+          await released;
+        });
+        await isLocked;
+        let caught: unknown;
+        try {
+          await store.commitBatch({ campaignId: id, prizeId: null }, { perUserLimit: 1, perUserDailyLimit: null, day: '2026-12-02' }, [member('a'), member('b')], 'all');
+        } catch (err) {
+          caught = err;
+        } finally {
+          release();
+          await holder;
+        }
+        const e = caught as { code?: string; details?: { outcome?: string } } | undefined;
+        assert.equal(e?.code, 'UNAVAILABLE', String(caught));
+        assert.equal(e?.details?.outcome, 'nothing-issued');
+        assert.equal(transactional.calls, 0, 'it was the one statement that was canceled');
+        const db = service.db;
+        assert.equal(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM claims WHERE campaign_id = ${id}`.execute(db)).rows[0]!.n), 0);
+        assert.equal(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM idempotency_keys WHERE campaign_id = ${id}`.execute(db)).rows[0]!.n), 0);
+        assert.equal(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM user_claims WHERE campaign_id = ${id}`.execute(db)).rows[0]!.n), 0);
+        assert.equal((await service.getCampaign(id)).issued, 0);
+      } finally {
+        await short.db.destroy();
+      }
+    });
+
+    // (not on PGlite: a second service there is a second database)
+    if (d.backend !== 'pglite') test('ALLOT_GROUP_COMMIT_TRANSACTIONAL: a service configured so commits every batch the transactional way', async () => {
+      const proto = SqlClaimBatchStore.prototype as unknown as { decide: (...a: unknown[]) => Promise<unknown> };
+      const decide = proto.decide;
+      let calls = 0;
+      proto.decide = function (this: unknown, ...a: unknown[]) {
+        calls++;
+        return decide.apply(this, a);
+      };
+      try {
+        for (const transactional of [false, true]) {
+          const other = await AllotService.open({
+            config: { databaseUrl: d.url(), dbPoolSize: 2, dbTimeoutMs: 5000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, groupCommitTransactional: transactional },
+            clock: { now: () => T0 },
+            payouts: { sweepIntervalMs: 0 },
+            migrate: false,
+          });
+          try {
+            const id = await newCampaign({ stock: 10, perUserLimit: 1 });
+            calls = 0;
+            const out = await other.claim(id, `cfg-${transactional}`, `cfg-key-${transactional}`);
+            assert.equal(out.status, 201, JSON.stringify(out.body));
+            assert.equal(calls > 0, transactional, `transactional ${transactional}: the transactional path ran ${calls} time(s)`);
+          } finally {
+            await other.close();
+          }
+        }
+      } finally {
+        proto.decide = decide;
+      }
+    });
+
     test('the store: one member written twice (two instances replaying one write-behind stream) changes nothing the second time, and its key stays done', async () => {
       for (const limit of [1, 3]) {
         const id = await newCampaign({ stock: 10, perUserLimit: limit });

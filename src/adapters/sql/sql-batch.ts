@@ -126,7 +126,10 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
       const msg = (err as { message?: unknown } | null)?.message;
       if (typeof msg === 'string' && msg.includes(ABORT_OVERSELL)) return null;
       if ((typeof msg === 'string' && msg.includes(ABORT_KEY_RACE)) || isUniqueViolation(err)) return 'fallback';
-      if (sent && isUnavailable(err)) {
+      // A statement canceled by the server (statement_timeout, a cancel request: 57014) ended
+      // without committing — one statement commits on its own only when it completes — so
+      // nothing was issued (translate says so); any other lost connection leaves it unknown.
+      if (sent && isUnavailable(err) && (err as { code?: unknown }).code !== '57014') {
         throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
       }
       throw translate(err);
@@ -284,7 +287,16 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
     try {
       const out = await this.db.connection().execute(async (c) => {
         sent = true;
-        return (await q.execute(c)).rows as unknown;
+        try {
+          return (await q.execute(c)).rows as unknown;
+        } catch (err) {
+          // The block's exit handler rolls its transaction back (checked for errors, a
+          // max_statement_time interrupt and KILL QUERY). Should any path leave it open, the
+          // connection must not go back to the pool inside it: the next START TRANSACTION
+          // there would commit this batch's half.
+          await sql`ROLLBACK`.execute(c).catch(() => undefined);
+          throw err;
+        }
       });
       // a compound statement answers its result sets and a final OK: the first is the members'
       const result = Array.isArray(out) && Array.isArray(out[0]) ? (out[0] as Array<Record<string, unknown>>) : [];
