@@ -53,6 +53,9 @@ export interface Config {
   redisAtomicMode: 'durable' | 'fast';
   /** redis-atomic fast mode: most claims answered and not yet in SQL per instance; beyond, a claim waits for room. */
   redisAtomicWriteBehindMax: number;
+  /** group-commit: every batch as a transaction of one statement per step instead of one round
+   * trip (PostgreSQL: one statement; MariaDB ≥ 10.6: one compound statement). */
+  groupCommitTransactional: boolean;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +76,7 @@ export const SETTINGS = [
   ['DB_IDLE_TX_TIMEOUT_MS', '2000', 'a server database session idle inside a transaction this long (a frozen instance) is ended, its locks released'],
   ['REDIS_URL', '(none)', 'Redis for distributed locks (the redis-lock strategy) when LOCKS_URL is not set'],
   ['ALLOT_REDIS_ATOMIC_MODE', 'durable', 'when the redis-atomic strategy answers 201: durable (after the SQL commit) or fast (after Redis; the claim reaches SQL behind the answer: docs/strategies.md states when one can be lost)'],
+  ['ALLOT_GROUP_COMMIT_TRANSACTIONAL', '0', 'group-commit commits a batch in one round trip (PostgreSQL: one statement; MariaDB 10.6+: one compound statement that keeps its members in a session temporary table); 1: as a transaction of one statement per step (six round trips on PostgreSQL, eleven on MariaDB), e.g. behind a proxy that shares server sessions between clients (docs/strategies.md)'],
   ['ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX', '2000', 'redis-atomic fast mode: most claims of one instance answered 201 and not yet written to SQL; beyond it a claim waits for room (bounds memory and what a crash can lose)'],
   ['LOCKS_URL', '(REDIS_URL; else in-process on PGlite, advisory locks on PostgreSQL, none on MariaDB)', 'the lock backend of the redis-lock strategy: redis://, rediss://, redis-sentinel:// (rediss-sentinel://), redis-cluster:// (rediss-cluster://), redlock://, etcd:// (etcds://) or postgres:// (docs/locks.md)'],
   ['LOCKS_DOWN', 'degrade', 'while the lock backend is down, lock-based strategies run with the database guard only (degrade: still exactly-once) or answer 503 at once (refuse); /readyz answers 200 "degraded" or 503'],
@@ -194,6 +198,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     cacheDir: resolvedOrNull(defaultPgliteCacheDir({ ...env, ...overrides })),
     redisAtomicMode: redisAtomicMode === 'fast' ? 'fast' : 'durable',
     redisAtomicWriteBehindMax: int('ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX', 2_000, 1, 1_000_000),
+    groupCommitTransactional: bool('ALLOT_GROUP_COMMIT_TRANSACTIONAL'),
   };
   if (config.httpHeadersTimeoutMs > config.httpRequestTimeoutMs) {
     problems.push(`ALLOT_HTTP_HEADERS_TIMEOUT_MS=${config.httpHeadersTimeoutMs} is longer than ALLOT_HTTP_REQUEST_TIMEOUT_MS=${config.httpRequestTimeoutMs}; the request includes its headers: raise the request timeout or lower the headers timeout`);

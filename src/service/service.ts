@@ -35,7 +35,7 @@ import { createMetrics, type ServiceMetrics } from './metrics.ts';
 
 export interface ServiceOptions {
   config: Pick<Config, 'databaseUrl' | 'dbPoolSize' | 'dbTimeoutMs' | 'defaultStrategy' | 'allowUnsafeStrategies'>
-    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir' | 'redisAtomicMode' | 'redisAtomicWriteBehindMax'>> & {
+    & Partial<Pick<Config, 'locksUrl' | 'locksDown' | 'lockPrefix' | 'dbIdleTxTimeoutMs' | 'railUrl' | 'railTimeoutMs' | 'dataDir' | 'keyRetentionMs' | 'keyPurgeIntervalMs' | 'cacheDir' | 'redisAtomicMode' | 'redisAtomicWriteBehindMax' | 'groupCommitTransactional'>> & {
     /** session isolation (the race lab runs MariaDB at REPEATABLE READ); default READ COMMITTED */
     dbIsolation?: 'read committed' | 'repeatable read' | 'serializable';
   };
@@ -47,9 +47,9 @@ export interface ServiceOptions {
   /** The redis-atomic strategy's Redis and settings (default: a redis:// config.locksUrl, `durable`). */
   redisAtomic?: RedisAtomicOptions;
   /** group-commit's batches: a batch of claims whose keys it takes itself commits in ONE round
-   * trip (default true): one statement on PostgreSQL (and PGlite), one compound statement on
-   * MariaDB ≥ 10.6; false runs every batch as a transaction of one statement per step, as on
-   * MySQL (for side-by-side comparisons; see docs/strategies.md). */
+   * trip (default true, unless config.groupCommitTransactional): one statement on PostgreSQL (and
+   * PGlite), one compound statement on MariaDB ≥ 10.6; false runs every batch as a transaction of
+   * one statement per step, as on MySQL (see docs/strategies.md). */
   groupCommit?: { oneStatement?: boolean };
   /** Run migrations with these options (the race lab's schema has no stock backstop). */
   migrationOptions?: { stockBackstop?: boolean };
@@ -222,7 +222,7 @@ export class AllotService {
           throw new AllotError('UNAVAILABLE', `${String((err as Error)?.message ?? err).replace(/\.$/, '')}; check LOCKS_URL / REDIS_URL and that the lock backend is up`, { backend: 'locks' }, { cause: err });
         }))
         : openLocks(lockOpts));
-      const store = new SqlClaimStore(conn, { batchOneStatement: opts.groupCommit?.oneStatement ?? true });
+      const store = new SqlClaimStore(conn, { batchOneStatement: opts.groupCommit?.oneStatement ?? !opts.config.groupCommitTransactional });
       const keys = new SqlIdempotencyStore(conn.db, sqlDialect(conn.family));
       const rail = opts.rail ?? railFromConfig(opts.config);
       return new AllotService(store, keys, conn, locks, metrics, opts, opts.clock ?? systemClock, opts.ids ?? randomIds, report, rail);

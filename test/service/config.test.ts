@@ -69,6 +69,13 @@ test('ALLOT_REDIS_ATOMIC_WRITE_BEHIND_MAX: 2000 by default, a positive whole num
   }
 });
 
+test('ALLOT_GROUP_COMMIT_TRANSACTIONAL: off by default, 1/0, anything else refused', () => {
+  assert.equal(loadConfig({}).groupCommitTransactional, false);
+  assert.equal(loadConfig({ ALLOT_GROUP_COMMIT_TRANSACTIONAL: '1' }).groupCommitTransactional, true);
+  assert.equal(loadConfig({ ALLOT_GROUP_COMMIT_TRANSACTIONAL: 'off' }).groupCommitTransactional, false);
+  assert.throws(() => loadConfig({ ALLOT_GROUP_COMMIT_TRANSACTIONAL: 'sometimes' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('ALLOT_GROUP_COMMIT_TRANSACTIONAL=sometimes must be 1/true/yes/on or 0/false/no/off'));
+});
+
 test('ALLOT_REDIS_ATOMIC_MODE: durable by default, fast, anything else refused', () => {
   assert.equal(loadConfig({}).redisAtomicMode, 'durable');
   assert.equal(loadConfig({ ALLOT_REDIS_ATOMIC_MODE: 'fast' }).redisAtomicMode, 'fast');
