@@ -27,6 +27,7 @@ import { startPostgres, startRedis, type TestServer } from '../src/lab/servers.t
 import { startClusterTopology, startSentinelTopology } from '../test/helpers/redis-topologies.ts';
 import { startRedlockNodes } from '../test/helpers/redlock-servers.ts';
 import { startEtcdCluster } from '../test/helpers/etcd-cluster.ts';
+import { BENCH_DURABLE } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_LOCK_SECONDS ?? 2);
 const FAIRNESS_SECONDS = Number(process.env.BENCH_LOCK_FAIRNESS_SECONDS ?? 5);
@@ -363,7 +364,7 @@ async function startBackends(skipped: Record<string, string>): Promise<Started[]
     [
       'postgres',
       async () => {
-        const pg = await startPostgres();
+        const pg = await startPostgres({ durable: BENCH_DURABLE });
         const pgPrefix = (prefix: string) => `b${prefix.replace(/\W+/g, '_').toLowerCase()}`.slice(0, 40);
         const contender: BackendContender = {
           name: 'allot postgres',
