@@ -40,6 +40,22 @@ class WouldOversell extends Error {}
 const ABORT_KEY_RACE = 'allot-batch-abort:key-race:';
 const ABORT_OVERSELL = 'allot-batch-abort:would-oversell:';
 
+/** The connection failed after the batch was sent: it may or may not have committed. */
+function outcomeUnknown(cause: unknown): AllotError {
+  return new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause });
+}
+
+/** Each member's verdict from the rows a one-round-trip batch answers (ord, got: the day when
+ * issued, null when its limits refused it; keyExisted: its key was there before the batch). */
+function verdictsOf(n: number, out: Array<Record<string, unknown>>, keyExisted: (r: Record<string, unknown>) => boolean, what: string): MemberVerdict[] {
+  if (out.length !== n) throw new Error(`${what} answered ${out.length} of ${n} members`);
+  const verdicts: MemberVerdict[] = Array.from({ length: n }, () => ({ kind: 'sold_out' }));
+  for (const r of out) {
+    verdicts[Number(r.ord)] = keyExisted(r) ? { kind: 'key_exists' } : r.got === null || r.got === undefined ? { kind: 'user_limit' } : { kind: 'issued', day: String(r.got) };
+  }
+  return verdicts;
+}
+
 /** The one-statement batch takes every member's key itself (or the member has none), and no key
  * twice (a key sent by two users in one batch is decided by the transactional path). */
 function oneStatementFits(members: BatchMember[]): boolean {
@@ -82,7 +98,7 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
     } catch (err) {
       if (err instanceof WouldOversell) return null;
       if (bodyDone && isUnavailable(err)) {
-        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+        throw outcomeUnknown(err);
       }
       throw translate(err);
     }
@@ -115,13 +131,7 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
         sent = true;
         return rows(c, q);
       });
-      const verdicts: MemberVerdict[] = members.map(() => ({ kind: 'sold_out' }));
-      for (const r of out) {
-        const i = Number(r.ord);
-        verdicts[i] = r.key_exists === true ? { kind: 'key_exists' } : r.got === null || r.got === undefined ? { kind: 'user_limit' } : { kind: 'issued', day: String(r.got) };
-      }
-      if (out.length !== members.length) throw new Error(`one-statement batch answered ${out.length} of ${members.length} members`);
-      return verdicts;
+      return verdictsOf(members.length, out, (r) => r.key_exists === true, 'one-statement batch');
     } catch (err) {
       const msg = (err as { message?: unknown } | null)?.message;
       if (typeof msg === 'string' && msg.includes(ABORT_OVERSELL)) return null;
@@ -130,7 +140,7 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
       // without committing — one statement commits on its own only when it completes — so
       // nothing was issued (translate says so); any other lost connection leaves it unknown.
       if (sent && isUnavailable(err) && (err as { code?: unknown }).code !== '57014') {
-        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+        throw outcomeUnknown(err);
       }
       throw translate(err);
     }
@@ -300,19 +310,13 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
       });
       // a compound statement answers its result sets and a final OK: the first is the members'
       const result = Array.isArray(out) && Array.isArray(out[0]) ? (out[0] as Array<Record<string, unknown>>) : [];
-      if (result.length !== members.length) throw new Error(`one-block batch answered ${result.length} of ${members.length} members`);
-      const verdicts: MemberVerdict[] = members.map(() => ({ kind: 'sold_out' }));
-      for (const r of result) {
-        const i = Number(r.ord);
-        verdicts[i] = Number(r.seen) === 1 ? { kind: 'key_exists' } : r.got === null || r.got === undefined ? { kind: 'user_limit' } : { kind: 'issued', day: String(r.got) };
-      }
-      return verdicts;
+      return verdictsOf(members.length, result, (r) => Number(r.seen) === 1, 'one-block batch');
     } catch (err) {
       const msg = (err as { message?: unknown } | null)?.message;
       if (typeof msg === 'string' && msg.includes(ABORT_OVERSELL)) return null;
       if (isUniqueViolation(err)) return 'fallback';
       if (sent && isUnavailable(err)) {
-        throw new AllotError('UNAVAILABLE', 'The database connection failed while committing a batch of claims; the outcome is unknown. Retry with the same Idempotency-Key to learn it.', { outcome: 'unknown' }, { cause: err });
+        throw outcomeUnknown(err);
       }
       throw translate(err);
     }
