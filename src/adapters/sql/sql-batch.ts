@@ -209,7 +209,7 @@ export class SqlClaimBatchStore implements ClaimBatchStore {
   }
 
   /** The server runs anonymous compound statements (BEGIN NOT ATOMIC, MariaDB 10.1+) and
-   * JSON_TABLE (MariaDB 10.6+). MySQL has neither form: its batches stay transactional. */
+   * JSON_TABLE (MariaDB 10.6+). MySQL has no anonymous compound statements (outside stored programs): its batches stay transactional. */
   private mariaDbBlocks(): Promise<boolean> {
     this.blocks ??= rows(this.db, sql`SELECT VERSION() AS v`).then(
       (r) => {
