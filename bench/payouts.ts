@@ -15,7 +15,7 @@ import { freePort, startMariadb, startPostgres, type TestServer } from '../src/l
 import { InProcessSimRail } from '../src/rail/in-process.ts';
 import { spawnSimRail } from '../src/rail/spawn.ts';
 import { AllotService } from '../src/service/service.ts';
-import { BENCH_DURABLE } from './workers.ts';
+import { BENCH_DURABLE, durabilityOf } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -195,6 +195,7 @@ async function httpRows(backend: string, dbUrl: string | undefined, dataDir: str
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const servers: TestServer[] = [];
+  const durability: string[] = [];
   const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-payouts-'));
   const rail = await spawnSimRail({ latencyMs: 0 });
   try {
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
       if (backend === 'postgres') dbUrl = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres({ durable: BENCH_DURABLE })) - 1]!.url;
       else if (backend === 'mysql') dbUrl = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb({ durable: BENCH_DURABLE })) - 1]!.url;
       else if (backend !== 'pglite') throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
+      if (dbUrl) durability.push(await durabilityOf(dbUrl));
       rows.push(...(await engineRows(backend, dbUrl ?? `pglite://${join(dataDir, `engine-${backend}`)}`)));
       rows.push(...(await httpRows(backend, dbUrl, join(dataDir, backend), rail.url)));
     }
@@ -219,7 +221,7 @@ async function main(): Promise<void> {
       `${CONCURRENCY} concurrent calls in the bench process; HTTP rows: \`allot serve\` in its own process, autocannon with ${CONCURRENCY} connections. ` +
       'Engine transfer rows count orders settled (received, executed at the rail, posted), the drain after the last receipt included; HTTP transfer rows count receipts (202), executed in the background. ' +
       '`cost` = claims/s ÷ this rate (target for withdrawals: <= 1.5). One shared 2-core machine: compare ratios within one run.',
-    `Node ${process.version}, ${cpus().length} cores; ${SECONDS} s per run, DB pool ${POOL}.`,
+    `Node ${process.version}, ${cpus().length} cores; ${SECONDS} s per run, DB pool ${POOL}. On commit: ${[...durability, ...(BACKENDS.includes('pglite') ? ['PGlite in-process, its own settings'] : [])].join('; ')}.`,
     '',
     '| backend | layer | operation | per second | cost vs claim | p50 ms | p99 ms | errors | audit |',
     '|---|---|---|---:|---:|---:|---:|---:|---|',
