@@ -12,7 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
 import { api, loadClaims, startService } from './http-service.ts';
-import { BENCH_DURABLE } from './workers.ts';
+import { BENCH_DURABLE, durabilityOf } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -72,6 +72,7 @@ async function runOne(backend: string, strategy: string, url: string): Promise<R
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const servers: TestServer[] = [];
+  const durability: string[] = [];
   const dataDir = mkdtempSync(join(tmpdir(), 'allot-bench-'));
   try {
     const redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
       } else if (backend !== 'pglite') {
         throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
       }
+      if (dbUrl) durability.push(await durabilityOf(dbUrl));
       const svc = await startService({ ...(dbUrl ? { databaseUrl: dbUrl } : {}), dataDir: join(dataDir, backend), pool: POOL, redisUrl });
       try {
         for (const strategy of STRATEGIES) {
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
     seconds: SECONDS,
     connections: CONNECTIONS,
     dbPool: POOL,
+    durability,
     note: 'One hot campaign, every request a new user (all succeed). Service, load generator and database servers share one 2-core machine; figures are noisy, compare ratios within one run. redis-lock uses a local Redis for its per-user locks.',
   };
   const out = join(ROOT, 'bench/results');
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
     `# Claims baseline (${meta.date.slice(0, 10)})`,
     '',
     `\`${meta.command}\` — ${meta.note}`,
-    `Node ${meta.node}, ${meta.cpus} cores; ${CONNECTIONS} connections, ${SECONDS} s per run, DB pool ${POOL}.`,
+    `Node ${meta.node}, ${meta.cpus} cores; ${CONNECTIONS} connections, ${SECONDS} s per run, DB pool ${POOL}. On commit: ${[...(BACKENDS.includes('pglite') ? ['PGlite in-process, its own settings'] : []), ...durability].join('; ')}.`,
     '',
     '| backend | strategy | claims/s | ratio to first row | p50 ms | p90 ms | p99 ms | non-2xx | audit |',
     '|---|---|---:|---:|---:|---:|---:|---:|---|',
