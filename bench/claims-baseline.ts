@@ -10,9 +10,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { startMariadb, startPostgres, startRedis, type TestServer } from '../src/lab/servers.ts';
+import { startRedis, type TestServer } from '../src/lab/servers.ts';
 import { api, loadClaims, startService } from './http-service.ts';
-import { BENCH_DURABLE, durabilityOf } from './workers.ts';
+import { backendUrl, durabilityOf } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -77,14 +77,8 @@ async function main(): Promise<void> {
   try {
     const redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
     for (const backend of BACKENDS) {
-      let dbUrl: string | undefined;
-      if (backend === 'postgres') {
-        dbUrl = process.env.DATABASE_URL_PG ?? (servers[servers.push(await startPostgres({ durable: BENCH_DURABLE })) - 1]!.url);
-      } else if (backend === 'mysql') {
-        dbUrl = process.env.DATABASE_URL_MYSQL ?? (servers[servers.push(await startMariadb({ durable: BENCH_DURABLE })) - 1]!.url);
-      } else if (backend !== 'pglite') {
-        throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
-      }
+      if (!['pglite', 'postgres', 'mysql'].includes(backend)) throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
+      const dbUrl = backend === 'pglite' ? undefined : await backendUrl(backend, servers);
       if (dbUrl) durability.push(await durabilityOf(dbUrl));
       const svc = await startService({ ...(dbUrl ? { databaseUrl: dbUrl } : {}), dataDir: join(dataDir, backend), pool: POOL, redisUrl });
       try {

@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, startMariadb, startPostgres, type TestServer } from '../src/lab/servers.ts';
+import { freePort, type TestServer } from '../src/lab/servers.ts';
 import { InProcessSimRail } from '../src/rail/in-process.ts';
 import { spawnSimRail } from '../src/rail/spawn.ts';
 import { AllotService } from '../src/service/service.ts';
-import { BENCH_DURABLE, durabilityOf } from './workers.ts';
+import { backendUrl, durabilityOf } from './workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -200,10 +200,8 @@ async function main(): Promise<void> {
   const rail = await spawnSimRail({ latencyMs: 0 });
   try {
     for (const backend of BACKENDS) {
-      let dbUrl: string | undefined;
-      if (backend === 'postgres') dbUrl = process.env.DATABASE_URL_PG ?? servers[servers.push(await startPostgres({ durable: BENCH_DURABLE })) - 1]!.url;
-      else if (backend === 'mysql') dbUrl = process.env.DATABASE_URL_MYSQL ?? servers[servers.push(await startMariadb({ durable: BENCH_DURABLE })) - 1]!.url;
-      else if (backend !== 'pglite') throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
+      if (!['pglite', 'postgres', 'mysql'].includes(backend)) throw new Error(`unknown backend ${backend} (pglite, postgres, mysql)`);
+      const dbUrl = backend === 'pglite' ? undefined : await backendUrl(backend, servers);
       if (dbUrl) durability.push(await durabilityOf(dbUrl));
       rows.push(...(await engineRows(backend, dbUrl ?? `pglite://${join(dataDir, `engine-${backend}`)}`)));
       rows.push(...(await httpRows(backend, dbUrl, join(dataDir, backend), rail.url)));
