@@ -25,6 +25,10 @@ export interface SimExecution {
   finishedAt: string | null;
   /** times the rail actually paid under this key: 1 once succeeded, 0 otherwise; never more */
   executions: number;
+  /** execute requests received under this key with its body, the first and every repeat (the
+   * rail answers repeats without paying again, so this is how a test sees whether its caller
+   * sent an order more than once); a state file keeps the count as of the outcome */
+  requests: number;
 }
 
 export interface SimRailConfig {
@@ -149,6 +153,8 @@ function executionFromJson(v: unknown): SimExecution {
   if (status !== 'succeeded' && status !== 'failed') throw new Error(`status ${status} is not a finished outcome`);
   if (!/^[0-9]+$/.test(str('amount'))) throw new Error('amount is not a decimal string');
   if (typeof o.executions !== 'number') throw new Error('executions is not a number');
+  // Files written before the count existed: at least the request that was executed.
+  if (o.requests !== undefined && typeof o.requests !== 'number') throw new Error('requests is not a number');
   return {
     key: str('key'),
     orderId: str('orderId'),
@@ -162,6 +168,7 @@ function executionFromJson(v: unknown): SimExecution {
     receivedAt: str('receivedAt'),
     finishedAt: str('finishedAt'),
     executions: o.executions,
+    requests: typeof o.requests === 'number' ? o.requests : 1,
   };
 }
 
@@ -214,6 +221,7 @@ export class SimRailCore {
         throw new RailKeyReusedError(order.key);
       }
       this.duplicates++;
+      existing.requests++;
       outcome = existing.status === 'pending' ? await this.inflight.get(order.key)! : outcomeOf(existing);
     } else {
       outcome = await this.start(order);
@@ -235,6 +243,7 @@ export class SimRailCore {
       receivedAt: new Date(this.now()).toISOString(),
       finishedAt: null,
       executions: 0,
+      requests: 1,
     };
     this.records.set(order.key, record);
     const fails = this.roll(this.cfg.failureRate);

@@ -33,6 +33,7 @@ test('200 concurrent executes of one key pay once and all answer the same outcom
   assert.equal(refs.size, 1, 'every repeat answers the first outcome');
   assert.equal(answers[0]!.outcome.status, 'succeeded');
   assert.equal(core.get(o.key)!.executions, 1);
+  assert.equal(core.get(o.key)!.requests, 200, 'every request under the key is counted, paid or not');
   const stats = core.stats();
   assert.equal(stats.executed, 1);
   assert.equal(stats.received, 1);
@@ -41,6 +42,7 @@ test('200 concurrent executes of one key pay once and all answer the same outcom
   const late = await core.execute({ ...o });
   assert.ok(refs.has(late.outcome.status === 'succeeded' ? late.outcome.railRef : ''));
   assert.equal(core.stats().executed, 1);
+  assert.equal(core.get(o.key)!.requests, 201);
   core.close();
 });
 
@@ -153,6 +155,7 @@ test('stateFile: finished outcomes survive a new core instance, amounts as decim
   assert.deepEqual((await two.execute(order(20, { amount: big }))).outcome, ok.outcome);
   await assert.rejects(two.execute(order(20)), RailKeyReusedError);
   assert.equal(two.stats().executed, 1);
+  assert.equal(two.get(order(20).key)!.requests, 2, 'the count as of the outcome, plus the repeat (a refused body is not counted)');
   two.close();
 });
 
