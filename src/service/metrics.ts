@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SqlConnection } from '../adapters/sql/connect.ts';
-import { activeCampaigns, keysAwaitingPurge, type CampaignFigures } from '../adapters/sql/sql-metrics.ts';
+import { activeCampaigns, keysAwaitingPurge, openTransfers, type CampaignFigures, type OpenTransfers } from '../adapters/sql/sql-metrics.ts';
 import type { ClaimResult } from './claim-engine.ts';
 
 /** At most this many campaigns get series of their own (see campaignFigures). */
@@ -22,6 +22,8 @@ export const KEYS_TTL_MS = 30_000;
 export const SOURCE_TIMEOUT_MS = 2_000;
 /** keys awaiting purge are counted up to this many */
 export const KEYS_COUNT_CAP = 100_000;
+/** open transfer orders are counted up to this many per state */
+export const TRANSFERS_COUNT_CAP = 10_000;
 /** The age `allot keys purge` deletes by default, used unless the service says otherwise. */
 export const DEFAULT_KEY_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** Campaigns whose last claim on this instance is remembered (oldest forgotten first). */
@@ -235,7 +237,7 @@ export function createMetrics(): ServiceMetrics {
     registers,
     // The reads of this scrape count in this scrape (they are cached: no extra statement).
     async collect() {
-      await Promise.all([campaigns(), keys()]);
+      await Promise.all([campaigns(), keys(), openOrders()]);
     },
   });
 
@@ -289,6 +291,37 @@ export function createMetrics(): ServiceMetrics {
       return null;
     }
   };
+
+  const readTransfers = cached(FIGURES_TTL_MS, async (): Promise<OpenTransfers[] | null> => (sources ? openTransfers(sources.conn.db, TRANSFERS_COUNT_CAP) : null));
+  const openOrders = async (): Promise<OpenTransfers[] | null> => {
+    try {
+      return await readTransfers();
+    } catch {
+      refreshErrors.inc({ source: 'transfers' });
+      return null;
+    }
+  };
+  new Gauge({
+    name: 'allot_transfers_open',
+    help: `Transfer orders waiting in a state, across all instances (counted up to ${TRANSFERS_COUNT_CAP} per state): received (not yet sent), executing (at the rail), unknown (waiting for a person: allot transfers list --state unknown).`,
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const t of (await openOrders()) ?? []) this.set({ state: t.state }, t.count);
+    },
+  });
+  new Gauge({
+    name: 'allot_transfer_oldest_open_seconds',
+    help: 'Seconds since the oldest order waiting in a state last changed state (0 when none waits): an executing order far past the rail timeout, or any unknown order, needs a look.',
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      this.reset();
+      const t0 = now();
+      for (const t of (await openOrders()) ?? []) this.set({ state: t.state }, t.oldestUpdatedAt === null ? 0 : Math.max(0, (t0 - t.oldestUpdatedAt) / 1000));
+    },
+  });
 
   // One gauge per figure; all three read the same cached campaign list.
   const campaignGauge = (name: string, help: string, pick: (c: CampaignsView['items'][number]) => number) =>

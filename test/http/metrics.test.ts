@@ -184,6 +184,21 @@ async function createCampaign(t: TestApp, id: string, stock: number, extra: Reco
 }
 
 /** Scrape-time figures are cached FIGURES_TTL_MS: wait that long for the next read. */
+/** Puts one order in `executing` (a lease of an hour: no sweep takes it over) and one in
+ * `unknown`, both last changed `ageMs` ago, straight through the payout store. */
+async function waitingOrders(t: TestApp, ageMs: number): Promise<void> {
+  const store = (t.service.payouts as unknown as { store: import('../../src/ports/payout-store.ts').PayoutStore }).store;
+  const user = uid('mu');
+  await t.service.payouts.fund({ fundingId: uid('mf'), userId: user, asset: 'MT', amount: 100n });
+  const at = Date.now() - ageMs;
+  for (const [i, unknown] of [[0, false], [1, true]] as const) {
+    const orderId = uid(`mo${i}`);
+    await store.receiveTransfer({ orderId, userId: user, asset: 'MT', amount: 10n, destination: 'd', state: 'received', attempts: 0, attemptId: null, leaseUntil: null, railRef: null, reason: null, resolution: null, createdAt: at, updatedAt: at });
+    assert.ok(await store.startExecution(orderId, `att-${orderId}`, at, Date.now() + 3_600_000));
+    if (unknown) assert.ok(await store.markUnknown(orderId, `att-${orderId}`, 'test', at));
+  }
+}
+
 const pastCache = () => sleep(FIGURES_TTL_MS + 100);
 
 // promtool lints names too; prom-client's default Node metrics have three gauges named *_total
@@ -232,6 +247,23 @@ describe('GET /metrics on PGlite', () => {
     } finally {
       clock.set(null);
     }
+  });
+
+  it('counts transfer orders waiting in each open state, with the age of the oldest', async () => {
+    let f = (await scrape(t)).families;
+    for (const state of ['received', 'executing', 'unknown']) {
+      assert.equal(value(f, 'allot_transfers_open', { state }), 0, state);
+      assert.equal(value(f, 'allot_transfer_oldest_open_seconds', { state }), 0, state);
+    }
+    await waitingOrders(t, 90_000);
+    await pastCache();
+    f = (await scrape(t)).families;
+    assert.equal(value(f, 'allot_transfers_open', { state: 'received' }), 0);
+    assert.equal(value(f, 'allot_transfers_open', { state: 'executing' }), 1);
+    assert.equal(value(f, 'allot_transfers_open', { state: 'unknown' }), 1);
+    const age = value(f, 'allot_transfer_oldest_open_seconds', { state: 'unknown' }) ?? 0;
+    assert.ok(age >= 89 && age < 300, `oldest unknown order ${age} s`);
+    assert.equal(value(f, 'allot_transfer_oldest_open_seconds', { state: 'received' }), 0);
   });
 
   it('is a valid exposition with Node default metrics under their standard names and build info', async () => {
@@ -378,6 +410,13 @@ for (const d of dialects({ servers: true })) {
       assert.equal(value(families, 'allot_campaign_remaining', { campaign: id }), 0);
       atLeast(families, 'allot_campaigns_active', {}, 1);
       assert.ok(value(families, 'allot_idempotency_keys_awaiting_purge') !== undefined, 'the keys count runs on this dialect');
+      // Open transfer orders (the database is shared with other test files: at least ours).
+      await waitingOrders(t, 90_000);
+      await pastCache();
+      const f2 = (await scrape(t)).families;
+      atLeast(f2, 'allot_transfers_open', { state: 'executing' }, 1);
+      atLeast(f2, 'allot_transfers_open', { state: 'unknown' }, 1);
+      atLeast(f2, 'allot_transfer_oldest_open_seconds', { state: 'unknown' }, 89);
       assert.equal(value(families, 'allot_ready'), 1);
     });
   });

@@ -50,3 +50,28 @@ export function keysAwaitingPurge(db: Db, beforeMs: number, nowMs: number, cap: 
     return Number(r[0]?.n ?? 0);
   });
 }
+
+/** The transfer states an order can wait in (received, executing, unknown). */
+export const OPEN_TRANSFER_STATES = ['received', 'executing', 'unknown'] as const;
+
+export interface OpenTransfers {
+  state: (typeof OPEN_TRANSFER_STATES)[number];
+  /** orders in the state, counted up to the cap */
+  count: number;
+  /** the earliest updated_at (epoch ms) among those counted; null when none */
+  oldestUpdatedAt: number | null;
+}
+
+/** Transfer orders waiting in each open state, each counted up to `cap` (the state index's
+ * range, so a backlog costs no more than the cap) with the oldest last change among them. */
+export function openTransfers(db: Db, cap: number): Promise<OpenTransfers[]> {
+  return guarded(async () => {
+    const out: OpenTransfers[] = [];
+    for (const state of OPEN_TRANSFER_STATES) {
+      const r = await rows(db, sql`SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM (SELECT updated_at FROM transfers WHERE state = ${state} ORDER BY order_id LIMIT ${cap}) t`);
+      const oldest = r[0]?.oldest;
+      out.push({ state, count: Number(r[0]?.n ?? 0), oldestUpdatedAt: oldest === null || oldest === undefined ? null : Number(oldest) });
+    }
+    return out;
+  });
+}
