@@ -166,6 +166,8 @@ describe('allot CLI', () => {
         assert.equal(readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(), token);
         assert.match(banner, /generated now and stored in/);
         assert.match(banner, /database\s+pglite/);
+        // The embedded default pays transfer orders with the in-process simulated rail, and says so.
+        assert.match(banner, /rail\s+simulated \(in-process\)\s+\(transfer orders are paid by a simulation; set ALLOT_RAIL_URL for a real rail\)/);
         // A progress line per start-up step, in order, each with its time.
         const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         const steps = [
