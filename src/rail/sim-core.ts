@@ -138,8 +138,11 @@ function outcomeOf(e: SimExecution): RailOutcome {
   return e.status === 'succeeded' ? { status: 'succeeded', railRef: e.railRef! } : { status: 'failed', reason: e.reason! };
 }
 
+/** An execution as JSON: the amount as a decimal string. */
+export type SimExecutionJson = Omit<SimExecution, 'amount'> & { amount: string };
+
 /** An execution as JSON (amount as a decimal string): the state file's lines, the admin listing. */
-export function executionToJson(e: SimExecution): Record<string, unknown> {
+export function executionToJson(e: SimExecution): SimExecutionJson {
   return { ...e, amount: e.amount.toString() };
 }
 

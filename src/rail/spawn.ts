@@ -2,6 +2,7 @@
 // and the race lab, where the rail must be a separate process that can be stopped or killed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { childModule } from '../adapters/system/child-module.ts';
+import type { SimExecutionJson, SimRailConfig } from './sim-core.ts';
 
 // sim-main.ts under tsx, or sim-main.js from dist/.
 const MAIN = childModule(import.meta.url, './sim-main');
@@ -27,6 +28,10 @@ export interface SpawnedSimRail {
   child: ChildProcess;
   /** SIGTERM, then SIGKILL after 3 s; resolves once the process is gone. Idempotent. */
   stop(): Promise<void>;
+  /** What the rail holds, by key (GET /v1/sim/executions): its payments and the requests it got. */
+  executions(): Promise<Map<string, SimExecutionJson>>;
+  /** Changes its behaviour at run time (POST /v1/sim/config); orders already received keep theirs. */
+  configure(patch: Partial<SimRailConfig>): Promise<void>;
 }
 
 function exited(child: ChildProcess): boolean {
@@ -110,7 +115,16 @@ export async function spawnSimRail(opts: SpawnSimRailOptions = {}): Promise<Spaw
     });
     // keep the pipe drained after the ready line
     child.stdout!.resume();
-    return { url, pid: child.pid!, child, stop };
+    const executions = async (): Promise<Map<string, SimExecutionJson>> => {
+      const res = await fetch(`${url}/v1/sim/executions`);
+      if (!res.ok) throw new Error(`the simulated rail answered ${res.status} to GET /v1/sim/executions`);
+      return new Map(((await res.json()) as { executions: SimExecutionJson[] }).executions.map((e) => [e.key, e]));
+    };
+    const configure = async (patch: Partial<SimRailConfig>): Promise<void> => {
+      const res = await fetch(`${url}/v1/sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+      if (!res.ok) throw new Error(`the simulated rail refused the config ${JSON.stringify(patch)}: ${res.status} ${await res.text()}`);
+    };
+    return { url, pid: child.pid!, child, stop, executions, configure };
   } catch (err) {
     await stop();
     throw err;

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { openLabDatabase, type LabDatabase } from '../../src/lab/backends.ts';
 import { railKey } from '../../src/ports/payment-rail.ts';
 import { HttpRail } from '../../src/rail/http-rail.ts';
 import { spawnSimRail, type SpawnedSimRail } from '../../src/rail/spawn.ts';
@@ -27,26 +28,23 @@ const WORKER = fileURLToPath(new URL('./payout-race-worker.ts', import.meta.url)
 const USERS = 3;
 const ORDERS = 8;
 
-interface SimExecution {
-  key: string;
-  status: string;
-  executions: number;
-  requests: number;
-}
-
 for (const d of dialects({ servers: true })) {
   describe(`payouts killed mid-run on ${d.name}`, () => {
     let rail: SpawnedSimRail;
     let service: AllotService;
+    // A namespace of its own: this test's recovery runs hours ahead and would take over (and send
+    // to its own rail) any executing order of another test sharing the database.
+    let db: LabDatabase;
     // This instance's clock runs ahead of the dead worker's by more than any lease it took.
     let ahead = 0;
     const run = randomUUID().slice(0, 8);
 
     before(async () => {
       // Decided in 5-40 ms; some definite failures; some answers hang past the worker's rail timeout.
+      db = await openLabDatabase(d.backend as 'postgres' | 'mysql', { given: d.url(), outDir: '/nonexistent', stockBackstop: true, log: () => undefined });
       rail = await spawnSimRail({ latencyMs: 15, failureRate: 0.2, timeoutRate: 0.15, hangMs: 2_000 });
       service = await AllotService.open({
-        config: { databaseUrl: d.url(), dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
+        config: { databaseUrl: db.url, dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
         clock: { now: () => Date.now() + ahead },
         rail: new HttpRail({ url: rail.url, timeoutMs: 3_000 }),
         payouts: { sweepIntervalMs: 0 },
@@ -55,6 +53,7 @@ for (const d of dialects({ servers: true })) {
     after(async () => {
       await service?.close();
       await rail?.stop();
+      await db?.drop();
     });
 
     const audit = async (when: string) => {
@@ -92,7 +91,7 @@ for (const d of dialects({ servers: true })) {
           const exited = new Promise((r) => child.once('exit', r));
           try {
             const ready = once(child, 'ready');
-            child.send({ type: 'open', setup: { url: d.url(), railUrl: rail.url, railTimeoutMs: 300 } });
+            child.send({ type: 'open', setup: { url: db.url, railUrl: rail.url, railTimeoutMs: 300 } });
             await ready;
             const armed = once(child, 'armed');
             child.send({ type: 'arm', ops: raceOps });
@@ -129,8 +128,7 @@ for (const d of dialects({ servers: true })) {
           await audit('after recovery');
           diagnostics.push(`  after recovery ${await stateCounts()}`);
 
-          const sim = (await (await fetch(`${rail.url}/v1/sim/executions`)).json()) as { executions: SimExecution[] };
-          const atRail = new Map(sim.executions.map((e) => [e.key, e]));
+          const atRail = await rail.executions();
           for (const id of ids) {
             const t = await service.payouts.getTransfer(id).catch(() => null);
             const e = atRail.get(railKey(id));

@@ -25,20 +25,6 @@ const WORKER = fileURLToPath(new URL('./payout-race-worker.ts', import.meta.url)
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const code = (body: unknown) => (body as { error?: { code?: string } })?.error?.code;
 
-interface SimExecution {
-  key: string;
-  /** payments made under the key: the rail pays once per key whatever it is sent */
-  executions: number;
-  /** execute requests that reached the rail under the key: what "sent at most once" counts */
-  requests: number;
-  status: string;
-}
-
-async function railExecutions(rail: SpawnedSimRail): Promise<Map<string, SimExecution>> {
-  const r = (await (await fetch(`${rail.url}/v1/sim/executions`)).json()) as { executions: SimExecution[] };
-  return new Map(r.executions.map((e) => [e.key, e]));
-}
-
 /** WORKERS processes, each with its own service, kept for a whole describe. */
 class Pool {
   private constructor(private readonly children: ChildProcess[]) {}
@@ -158,7 +144,7 @@ for (const d of dialects({ servers: true })) {
         assert.equal(results.filter((r) => r.status === 202).length, 1, 'received once');
         assert.equal(results.filter((r) => r.status === 200 && r.replayed).length, 499, 'the rest answered the existing order');
         await service.payouts.idle();
-        const e = (await railExecutions(rail)).get(railKey(orderId));
+        const e = (await rail.executions()).get(railKey(orderId));
         assert.deepEqual([e?.executions, e?.requests], [1, 1], 'sent once, paid once');
         const t = await service.payouts.getTransfer(orderId);
         assert.equal(t.state, 'succeeded');
@@ -170,7 +156,7 @@ for (const d of dialects({ servers: true })) {
     });
 
     test('rail timeouts leave orders unknown; resolutions raced from 4 processes apply once', { timeout: 120_000 }, async () => {
-      await fetch(`${rail.url}/v1/sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeoutRate: 1, hangMs: 5_000 }) });
+      await rail.configure({ timeoutRate: 1, hangMs: 5_000 });
       try {
         const user = `to-${run}`;
         await service.payouts.fund({ fundingId: `to-${run}`, userId: user, asset: 'CNY', amount: 1000n });
@@ -193,20 +179,18 @@ for (const d of dialects({ servers: true })) {
         assert.deepEqual([b?.available, b?.held, b?.paidOut], [600n, 0n, 400n]);
         // Never executed twice (an order whose request the rail had not even received when the
         // caller gave up is unknown too: the rail may show nothing for it).
-        const ex = await railExecutions(rail);
+        const ex = await rail.executions();
         for (const o of orders) assert.ok((ex.get(railKey(o))?.requests ?? 0) <= 1, `order ${o} sent ${ex.get(railKey(o))?.requests} times`);
         await audit();
       } finally {
-        await fetch(`${rail.url}/v1/sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeoutRate: 0 }) });
+        await rail.configure({ timeoutRate: 0 });
       }
     });
 
     test('kill -9 between "executing" and the rail\'s answer: after a restart the order is settled, executed once', { timeout: 120_000 }, async () => {
       // The rail every instance shares (the 4 pool processes sweep too, and any of them may be
       // the one that recovers the order), slowed so the kill lands while it decides.
-      const railConfig = (patch: Record<string, number>) => fetch(`${rail.url}/v1/sim/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
-      await railConfig({ latencyMs: 1_500 });
-      const slow = rail;
+      await rail.configure({ latencyMs: 1_500 });
       const port = await freePort();
       const token = `token-${randomUUID()}`;
       const env = {
@@ -214,7 +198,7 @@ for (const d of dialects({ servers: true })) {
         DATABASE_URL: d.url(),
         PORT: String(port),
         ALLOT_ADMIN_TOKEN: token,
-        ALLOT_RAIL_URL: slow.url,
+        ALLOT_RAIL_URL: rail.url,
         ALLOT_RAIL_TIMEOUT_MS: '2000',
         LOG_LEVEL: 'warn',
         ALLOT_DATA_DIR: `/tmp/allot-payout-kill-${run}`,
@@ -241,7 +225,7 @@ for (const d of dialects({ servers: true })) {
         assert.equal((await api('/v1/transfers', { orderId, userId: user, asset: 'CNY', amount: 200, destination: 'addr-k' })).status, 202);
         // Wait until the rail has the request (it answers 1.5 s later), then kill the service.
         for (let i = 0; i < 100; i++) {
-          const e = (await railExecutions(slow)).get(railKey(orderId));
+          const e = (await rail.executions()).get(railKey(orderId));
           if (e) break;
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -256,14 +240,14 @@ for (const d of dialects({ servers: true })) {
           if (state !== 'succeeded') await new Promise((r) => setTimeout(r, 100));
         }
         assert.equal(state, 'succeeded');
-        const e = (await railExecutions(slow)).get(railKey(orderId));
+        const e = (await rail.executions()).get(railKey(orderId));
         assert.deepEqual([e?.executions, e?.requests], [1, 1], 'the instance that recovered it asked the rail; it did not send again');
         const b = (await service.payouts.balances(user)).find((x) => x.asset === 'CNY');
         assert.deepEqual([b?.available, b?.held, b?.paidOut], [300n, 0n, 200n]);
         await audit();
       } finally {
         if (child && child.exitCode === null) child.kill('SIGKILL');
-        await railConfig({ latencyMs: 20 });
+        await rail.configure({ latencyMs: 20 });
       }
     });
   });
