@@ -313,7 +313,7 @@ export function createMetrics(): ServiceMetrics {
   });
   new Gauge({
     name: 'allot_transfer_oldest_open_seconds',
-    help: 'Seconds since the oldest order waiting in a state last changed state (0 when none waits): an executing order far past the rail timeout, or any unknown order, needs a look.',
+    help: `Seconds since the oldest order waiting in a state last changed state (0 when none waits; among the first ${TRANSFERS_COUNT_CAP} by order id when more wait): an executing order far past the rail timeout, or any unknown order, needs a look.`,
     labelNames: ['state'],
     registers,
     async collect() {

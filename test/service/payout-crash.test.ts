@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -41,7 +42,7 @@ for (const d of dialects({ servers: true })) {
 
     before(async () => {
       // Decided in 5-40 ms; some definite failures; some answers hang past the worker's rail timeout.
-      db = await openLabDatabase(d.backend as 'postgres' | 'mysql', { given: d.url(), outDir: '/nonexistent', stockBackstop: true, log: () => undefined });
+      db = await openLabDatabase(d.backend as 'postgres' | 'mysql', { given: d.url(), outDir: tmpdir(), stockBackstop: true, log: () => undefined });
       rail = await spawnSimRail({ latencyMs: 15, failureRate: 0.2, timeoutRate: 0.15, hangMs: 2_000 });
       service = await AllotService.open({
         config: { databaseUrl: db.url, dbPoolSize: 4, dbTimeoutMs: 10_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false },
