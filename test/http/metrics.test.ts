@@ -183,7 +183,6 @@ async function createCampaign(t: TestApp, id: string, stock: number, extra: Reco
   assert.equal(r.statusCode, 201, r.body);
 }
 
-/** Scrape-time figures are cached FIGURES_TTL_MS: wait that long for the next read. */
 /** Puts one order in `executing` (a lease of an hour: no sweep takes it over) and one in
  * `unknown`, both last changed `ageMs` ago, straight through the payout store. */
 async function waitingOrders(t: TestApp, ageMs: number): Promise<void> {
@@ -199,6 +198,7 @@ async function waitingOrders(t: TestApp, ageMs: number): Promise<void> {
   }
 }
 
+/** Scrape-time figures are cached FIGURES_TTL_MS: wait that long for the next read. */
 const pastCache = () => sleep(FIGURES_TTL_MS + 100);
 
 // promtool lints names too; prom-client's default Node metrics have three gauges named *_total
