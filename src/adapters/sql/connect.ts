@@ -26,6 +26,11 @@ const ISOLATION_LEVELS: readonly IsolationLevel[] = ['read committed', 'repeatab
 
 /** How long a session may sit idle inside an open transaction before the server ends it. */
 export const DEFAULT_IDLE_TX_TIMEOUT_MS = 2_000;
+/** PostgreSQL: how much longer than the server's statement_timeout the client waits for an
+ * answer. The server's cancel (57014) is a definite "rolled back"; the client giving up first
+ * only knows it heard nothing, which for a statement that commits on its own (a one-statement
+ * batch, a COMMIT) means "outcome unknown". With both equal the client always fired first. */
+export const PG_CLIENT_TIMEOUT_MARGIN_MS = 1_000;
 
 export interface SqlConnectOptions {
   url: string;
@@ -165,7 +170,9 @@ export async function connectSql(opts: SqlConnectOptions): Promise<SqlConnection
       connectionString: withPgOptions(opts.url, opts.isolation ? [`-c default_transaction_isolation=${opts.isolation.replace(' ', '\\ ')}`] : []),
       max: opts.poolSize,
       connectionTimeoutMillis: opts.timeoutMs,
-      query_timeout: opts.timeoutMs,
+      // The server cancels at timeoutMs; the client waits a margin more to hear it (a server
+      // that cannot answer at all is still given up on, a second later).
+      query_timeout: opts.timeoutMs + PG_CLIENT_TIMEOUT_MARGIN_MS,
       statement_timeout: opts.timeoutMs,
       // The server ends a session left idle in a transaction (its process frozen, say), which
       // rolls it back and frees its row locks. 0 (not sent) keeps the server's setting.
