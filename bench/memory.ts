@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { sql } from 'kysely';
 import { AllotService } from '../src/service/service.ts';
-import { backendUrl, runWorkers } from './workers.ts';
+import { backendUrl, durabilityOf, runWorkers } from './workers.ts';
 import { startRedis, type TestServer } from '../src/lab/servers.ts';
 import type { Sample } from './memory-worker.ts';
 
@@ -112,11 +112,13 @@ async function runOne(backend: string, url: string, service: AllotService, strat
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const servers: TestServer[] = [];
+  const durability: string[] = [];
   const t0 = Date.now();
   try {
     if (STRATEGIES.includes('redis-atomic') || STRATEGIES.includes(FAST)) redisUrl = process.env.REDIS_URL ?? servers[servers.push(await startRedis()) - 1]!.url;
     for (const backend of BACKENDS) {
       const url = await backendUrl(backend, servers);
+      durability.push(await durabilityOf(url));
       const service = await AllotService.open({ config: { databaseUrl: url, dbPoolSize: 4, dbTimeoutMs: 120_000, defaultStrategy: 'conditional', allowUnsafeStrategies: false, ...(redisUrl ? { locksUrl: redisUrl, lockPrefix } : {}) }, payouts: { sweepIntervalMs: 0 } });
       try {
         for (const strategy of STRATEGIES) {
@@ -137,7 +139,7 @@ async function main(): Promise<void> {
   const md = [
     `# Memory over a long run (${date})`,
     '',
-    `\`npm run bench:memory\` — per backend and strategy, ${CLAIMS.toLocaleString('en-US')} claims on one campaign over ${WORKERS} worker processes (each its own service, pool ${POOL}, ${CONCURRENCY} concurrent callers), every claim from a new user with its own Idempotency-Key. Each worker keeps only counts and a fixed-size latency histogram. At ${CHECKPOINTS} checkpoints the callers pause, the claims in flight finish, and the worker samples its memory after a full garbage collection; once more when idle 1 s after the run (\`fast\` mode: after its write-behind reached SQL). ${Math.round((Date.now() - t0) / 1000)} s in all. Node ${process.version}, ${cpus().length} cores.`,
+    `\`npm run bench:memory\` — per backend and strategy, ${CLAIMS.toLocaleString('en-US')} claims on one campaign over ${WORKERS} worker processes (each its own service, pool ${POOL}, ${CONCURRENCY} concurrent callers), every claim from a new user with its own Idempotency-Key. Each worker keeps only counts and a fixed-size latency histogram. At ${CHECKPOINTS} checkpoints the callers pause, the claims in flight finish, and the worker samples its memory after a full garbage collection; once more when idle 1 s after the run (\`fast\` mode: after its write-behind reached SQL). ${Math.round((Date.now() - t0) / 1000)} s in all. Node ${process.version}, ${cpus().length} cores. On commit: ${durability.join('; ')}.`,
     '',
     `**Heap growth** = heap used after GC, idle after the run, minus the same at the first checkpoint (${Math.round(100 / CHECKPOINTS)}% of the run, everything warm); per worker. Bounded = every worker grew by at most ${BOUND_MB} MB. "201s − stored" is the 201s answered minus the claims in the database: 0 means none lost and none extra.`,
     '',
