@@ -135,28 +135,26 @@ async function engineRows(backend: string, url: string): Promise<Row[]> {
  * withdrawal's paid-out line: the hot system account a ledger could have, for comparison. */
 async function houseRow(url: string, install: boolean): Promise<void> {
   const conn = await connectSql({ url, poolSize: 1, timeoutMs: 10_000 });
+  const statements = conn.family === 'pg'
+    ? (install
+      ? [
+        'CREATE TABLE IF NOT EXISTS bench_house (asset varchar(32) PRIMARY KEY, paid_out bigint NOT NULL DEFAULT 0)',
+        "INSERT INTO bench_house (asset) VALUES ('BENCH') ON CONFLICT DO NOTHING",
+        `CREATE OR REPLACE FUNCTION bench_house_credit() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN UPDATE bench_house SET paid_out = paid_out + NEW.amount WHERE asset = NEW.asset; RETURN NULL; END $$`,
+        "CREATE TRIGGER bench_house_credit AFTER INSERT ON ledger_lines FOR EACH ROW WHEN (NEW.bucket = 'paid_out' AND NEW.entry_id LIKE 'w:%') EXECUTE FUNCTION bench_house_credit()",
+      ]
+      : ['DROP TRIGGER IF EXISTS bench_house_credit ON ledger_lines'])
+    : (install
+      ? [
+        'CREATE TABLE IF NOT EXISTS bench_house (asset varchar(32) PRIMARY KEY, paid_out bigint NOT NULL DEFAULT 0) ENGINE=InnoDB',
+        "INSERT IGNORE INTO bench_house (asset) VALUES ('BENCH')",
+        `CREATE TRIGGER bench_house_credit AFTER INSERT ON ledger_lines FOR EACH ROW
+          IF NEW.bucket = 'paid_out' AND NEW.entry_id LIKE 'w:%' THEN UPDATE bench_house SET paid_out = paid_out + NEW.amount WHERE asset = NEW.asset; END IF`,
+      ]
+      : ['DROP TRIGGER IF EXISTS bench_house_credit']);
   try {
-    const run = (text: string) => sql.raw(text).execute(conn.db);
-    if (conn.family === 'pg') {
-      if (!install) {
-        await run('DROP TRIGGER IF EXISTS bench_house_credit ON ledger_lines');
-        return;
-      }
-      await run('CREATE TABLE IF NOT EXISTS bench_house (asset varchar(32) PRIMARY KEY, paid_out bigint NOT NULL DEFAULT 0)');
-      await run("INSERT INTO bench_house (asset) VALUES ('BENCH') ON CONFLICT DO NOTHING");
-      await run(`CREATE OR REPLACE FUNCTION bench_house_credit() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN UPDATE bench_house SET paid_out = paid_out + NEW.amount WHERE asset = NEW.asset; RETURN NULL; END $$`);
-      await run("CREATE TRIGGER bench_house_credit AFTER INSERT ON ledger_lines FOR EACH ROW WHEN (NEW.bucket = 'paid_out' AND NEW.entry_id LIKE 'w:%') EXECUTE FUNCTION bench_house_credit()");
-      return;
-    }
-    if (!install) {
-      await run('DROP TRIGGER IF EXISTS bench_house_credit');
-      return;
-    }
-    await run('CREATE TABLE IF NOT EXISTS bench_house (asset varchar(32) PRIMARY KEY, paid_out bigint NOT NULL DEFAULT 0) ENGINE=InnoDB');
-    await run("INSERT IGNORE INTO bench_house (asset) VALUES ('BENCH')");
-    await run(`CREATE TRIGGER bench_house_credit AFTER INSERT ON ledger_lines FOR EACH ROW
-      IF NEW.bucket = 'paid_out' AND NEW.entry_id LIKE 'w:%' THEN UPDATE bench_house SET paid_out = paid_out + NEW.amount WHERE asset = NEW.asset; END IF`);
+    for (const text of statements) await sql.raw(text).execute(conn.db);
   } finally {
     await conn.db.destroy();
   }

@@ -27,10 +27,15 @@ class ScriptedRail implements PaymentRail {
    * rail's own idempotency below would hide a second send from `executed`) */
   readonly sends = new Map<string, number>();
   pending = new Set<string>();
-  calls = 0;
+
+  /** execute calls in all */
+  get calls(): number {
+    let n = 0;
+    for (const c of this.sends.values()) n += c;
+    return n;
+  }
 
   async execute(order: RailOrder): Promise<RailOutcome> {
-    this.calls++;
     this.sends.set(order.key, (this.sends.get(order.key) ?? 0) + 1);
     if (this.down) throw new RailUnknownError('connection refused');
     const prior = this.executed.get(order.key);
